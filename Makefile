@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine:
+#   make demo   creates .venv, installs, runs the data pipeline and the experiments on the demo world
+#   make test   creates .venv, installs, runs the whole test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= cpu,test
+
+.PHONY: demo test venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+demo: venv
+	$(BIN)/dvc repro
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf data reports mlflow.db mlruns mlartifacts

@@ -1,0 +1,28 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared")) / "data" / "tencent-ml-images"
+
+# Keep TensorFlow quiet and on the CPU in tests.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The original release's files (`../shared/data/tencent-ml-images`); skips when absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"original Tencent ML-Images files not found at {SHARED} (fresh clone without ../shared)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def hierarchy_file(shared_data: Path) -> Path:
+    return shared_data / "dictionary_and_semantic_hierarchy.txt"
