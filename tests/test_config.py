@@ -1,0 +1,87 @@
+"""params.yaml sections become frozen dataclasses; every mistake names the file and field."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import pytest
+
+from mlimages.config import load_params
+from mlimages.errors import InputError, exit_on_input_error
+
+
+@dataclasses.dataclass(frozen=True)
+class Inner:
+    size: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    depth: int
+    lr: float = 0.1
+    name: str = "x"
+    sizes: tuple[int, ...] = (224,)
+    mode: Literal["error", "skip"] = "error"
+    root: str | None = None
+    inner: Inner = Inner()
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_loads_values_converts_lists_and_ints(tmp_path):
+    path = write(tmp_path, "s:\n  depth: 50\n  lr: 1\n  sizes: [224, 299]\n  inner: {size: 3}\n")
+    config = load_params("s", Section, path)
+    assert config == Section(depth=50, lr=1.0, sizes=(224, 299), inner=Inner(3))
+    assert isinstance(config.lr, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.depth = 1
+
+
+def test_overrides_are_parsed_as_yaml_scalars(tmp_path):
+    path = write(tmp_path, "s:\n  depth: 50\n")
+    config = load_params("s", Section, path, overrides={"depth": "101", "mode": "skip", "root": "null"})
+    assert (config.depth, config.mode, config.root) == (101, "skip", None)
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("  depth: 50\n  dept: 3\n", "s: unknown key(s) dept"),
+        ("  lr: 0.1\n", "s.depth: missing required key"),
+        ("  depth: fifty\n", "s.depth: expected int, got 'fifty'"),
+        ("  depth: true\n", "s.depth: expected int"),
+        ("  depth: 1\n  mode: maybe\n", "s.mode: must be one of 'error', 'skip'"),
+        ("  depth: 1\n  sizes: [224, x]\n", "s.sizes[1]: expected int"),
+        ("  depth: 1\n  inner: {width: 2}\n", "s.inner: unknown key(s) width"),
+    ],
+)
+def test_mistakes_name_the_field(tmp_path, body, message):
+    path = write(tmp_path, "s:\n" + body)
+    with pytest.raises(InputError) as error:
+        load_params("s", Section, path)
+    assert f"{path}: {message}" in str(error.value)
+
+
+def test_missing_section_and_file_and_bad_yaml(tmp_path):
+    with pytest.raises(InputError, match="missing section 'other'"):
+        load_params("other", Section, write(tmp_path, "s: {depth: 1}\n"))
+    with pytest.raises(InputError, match="params file not found"):
+        load_params("s", Section, tmp_path / "absent.yaml")
+    with pytest.raises(InputError, match=r"params.yaml:3: not valid YAML"):
+        load_params("s", Section, write(tmp_path, "s:\n  depth: [1\n"))
+
+
+def test_entry_points_print_one_line_and_exit_2(capsys):
+    @exit_on_input_error
+    def main():
+        raise InputError("confidence 1.5 is outside [0, 1]", "list.txt:7")
+
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: list.txt:7: confidence 1.5 is outside [0, 1]\n"
