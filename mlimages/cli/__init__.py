@@ -17,6 +17,8 @@ from mlimages.errors import exit_on_input_error
 # (command, module, one-line help). The module is imported only when its command runs.
 COMMANDS = [
     ("hierarchy", "mlimages.cli.hierarchy", "inspect a semantic hierarchy file"),
+    ("import-tf1", "mlimages.cli.import_tf1", "convert a released TF1 checkpoint to a .keras model"),
+    ("records", "mlimages.cli.records", "convert and inspect TFRecord folders"),
 ]
 
 

@@ -1,0 +1,107 @@
+"""`mlimages records convert|inspect ...`: convert original records, look into record folders."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+from mlimages.errors import InputError
+
+DEFAULT_SHARD_BYTES = 134_217_728
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("records", help="convert and inspect TFRecord folders")
+    commands = parser.add_subparsers(dest="records_command", required=True)
+
+    convert = commands.add_parser("convert", help="original Tencent records -> our format (sparse labels)")
+    convert.add_argument("sources", nargs="+", metavar="SRC", help="legacy .tfrecords files")
+    convert.add_argument("--out", required=True, help="split folder to write (replaced atomically)")
+    convert.add_argument("--shard-bytes", type=int, default=DEFAULT_SHARD_BYTES, help="shard size target")
+    convert.set_defaults(func=run_convert)
+
+    inspect = commands.add_parser("inspect", help="counts and labels of a records folder or file")
+    inspect.add_argument("path", help="a split folder (with index.json) or one .tfrecord(s) file, ours or legacy")
+    inspect.add_argument("--top", type=int, default=10, help="how many of the most frequent labels to list")
+    inspect.add_argument("--verify", action="store_true", help="check sizes, sha256 and counts against index.json")
+    inspect.add_argument("--json", action="store_true", help="print JSON for machines")
+    inspect.set_defaults(func=run_inspect)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from mlimages.records.legacy import convert_legacy
+
+    index = convert_legacy(args.sources, args.out, args.shard_bytes)
+    print(f"wrote {index['count']} records ({index['num_classes']} classes) in {len(index['shards'])} shard(s) "
+          f"to {args.out}")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from mlimages.records.legacy import decode_legacy_example, is_legacy_example
+    from mlimages.records.reader import iter_serialized, list_shards, read_index, verify_folder
+    from mlimages.records.schema import decode_example
+
+    path = Path(args.path)
+    if path.is_dir():
+        index, files, layout = read_index(path), list_shards(path), "mlimages"
+    elif path.is_file():
+        index, files, layout = None, [path], None
+    else:
+        raise InputError("no such folder or file", str(path))
+    records = []
+    for serialized in iter_serialized(files):
+        layout = layout or ("legacy" if is_legacy_example(serialized) else "mlimages")
+        records.append(decode_legacy_example(serialized, str(path)) if layout == "legacy" else decode_example(serialized))
+    summary = summarize(records, load_names(path), args.top)
+    summary = {"path": str(path), "layout": layout or "empty", **summary}
+    if index is not None:
+        summary["index"] = {k: v for k, v in index.items() if k != "shards"} | {"shards": len(index["shards"])}
+        summary["problems"] = verify_folder(path) if args.verify else None
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 1 if summary.get("problems") else 0
+
+
+def summarize(records: list, names: dict[int, str], top: int) -> dict:
+    """Counts, label totals and the most frequent labels of decoded records."""
+    counts = collections.Counter(label for record in records for label in record.labels)
+    confidences = [c for record in records for c in record.confidences]
+    return {
+        "records": len(records),
+        "labels": sum(counts.values()),
+        "labels_per_record": round(sum(counts.values()) / len(records), 3) if records else 0.0,
+        "distinct_labels": len(counts),
+        "confidence_below_1": sum(1 for c in confidences if c < 1.0),
+        "top_labels": [{"label": label, "name": names.get(label, ""), "records": n}
+                       for label, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]],
+    }
+
+
+def load_names(path: Path) -> dict[int, str]:
+    """Class names from the classes.tsv beside the split folder, when there is one."""
+    folder = path if path.is_dir() else path.parent
+    classes = folder.parent / "classes.tsv"
+    if not classes.is_file():
+        return {}
+    rows = (line.split("\t") for line in classes.read_text(encoding="utf-8").splitlines() if line.strip())
+    return {int(row[0]): row[2] if len(row) > 2 else row[-1] for row in rows}
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"{summary['path']} ({summary['layout']} layout)"]
+    if "index" in summary:
+        index = summary["index"]
+        lines.append(f"  index: {index['count']} records, {index['shards']} shard(s), {index['bytes']} bytes, "
+                     f"{index['label_kind']}-label, {index['num_classes']} classes")
+    lines += [f"  records            {summary['records']}",
+              f"  labels             {summary['labels']} ({summary['labels_per_record']} per record)",
+              f"  distinct labels    {summary['distinct_labels']}",
+              f"  confidence < 1     {summary['confidence_below_1']}",
+              "  most frequent labels"]
+    lines += [f"    {t['records']:>7}  {t['label']:>6}  {t['name']}" for t in summary["top_labels"]]
+    if summary.get("problems") is not None:
+        lines.append("  verify: " + ("OK" if not summary["problems"] else "FAILED"))
+        lines += [f"    {problem}" for problem in summary["problems"]]
+    return "\n".join(lines)

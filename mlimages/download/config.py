@@ -1,0 +1,84 @@
+"""The `download:` section of params.yaml as a frozen dataclass.
+
+Fields fall in two groups. Those listed in `STORED_BYTES_FIELDS` change what ends up in the
+shard archives (which images pass, how they are re-encoded, which lines go in which shard); the
+output folder remembers them in a fingerprint so a changed value never mixes old and new shards.
+The others (concurrency, timeouts, retries) only change how fast and how politely we fetch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from mlimages.errors import InputError
+from mlimages.images import ImageLimits
+
+STORED_BYTES_FIELDS = (
+    "samples_per_shard",
+    "max_side",
+    "jpeg_quality",
+    "min_side",
+    "max_aspect_ratio",
+    "max_pixels",
+    "max_body_bytes",
+    "skip_noai",
+    "placeholder_url_patterns",
+    "placeholder_sha256",
+)
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """Settings of the download stage; see params.yaml for the meaning of each field."""
+
+    samples_per_shard: int = 1000
+    concurrency: int = 32
+    per_host_concurrency: int = 8
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    deadline_s: float = 30.0
+    max_attempts: int = 3
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    host_backoff_s: float = 10.0
+    max_retry_after_s: float = 60.0
+    watchdog_s: float = 300.0
+    max_redirects: int = 5
+    max_body_bytes: int = 20_000_000
+    user_agent: str = "mlimages-downloader/0.1 (image dataset builder)"
+    skip_noai: bool = True
+    placeholder_url_patterns: tuple[str, ...] = ("photo_unavailable",)
+    placeholder_sha256: tuple[str, ...] = ()
+    min_side: int = 16
+    max_aspect_ratio: float = 10.0
+    max_pixels: int = 64_000_000
+    max_side: int = 0
+    jpeg_quality: int = 90
+    imagenet21k_root: str = ""
+    failure_warning_rate: float = 0.5
+    failure_window: int = 200
+
+    def __post_init__(self):
+        for name in ("samples_per_shard", "concurrency", "per_host_concurrency", "max_attempts", "failure_window"):
+            if getattr(self, name) < 1:
+                raise InputError(f"must be at least 1, got {getattr(self, name)}", f"params.yaml: download.{name}")
+        if self.max_side < 0:
+            raise InputError("must be 0 (keep size) or a positive number of pixels", "params.yaml: download.max_side")
+        if not 1 <= self.jpeg_quality <= 95:
+            raise InputError("must be between 1 and 95", "params.yaml: download.jpeg_quality")
+        worst_s = self.max_attempts * (self.deadline_s + self.read_timeout_s + self.max_retry_after_s)
+        if self.watchdog_s < self.deadline_s + self.read_timeout_s:
+            raise InputError(
+                f"must exceed deadline_s + read_timeout_s (worst case per URL about {worst_s:.0f} s)",
+                "params.yaml: download.watchdog_s",
+            )
+
+    @property
+    def limits(self) -> ImageLimits:
+        """The header checks applied to every image before it is decoded."""
+        return ImageLimits(min_side=self.min_side, max_aspect_ratio=self.max_aspect_ratio, max_pixels=self.max_pixels)
+
+    def fingerprint(self) -> dict:
+        """The values that decide the stored bytes, as a JSON-ready dict."""
+        values = asdict(self)
+        return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items() if name in STORED_BYTES_FIELDS}

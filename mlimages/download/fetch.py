@@ -1,0 +1,197 @@
+"""Fetch the bytes of one source: HTTP with a total deadline and retries, or a local file.
+
+Each worker thread keeps its own `requests.Session`, so connections to a host are reused without
+sharing a pool between threads. The body is read with `read1`, which returns whatever bytes have
+arrived, so the deadline is checked between reads: a server that drips one byte at a time cannot
+hold a worker past `deadline_s + read_timeout_s`. Only retryable failures are retried, with
+exponential back-off and jitter, or after the server's `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from mlimages.download.config import DownloadConfig
+from mlimages.download.hosts import HostGate
+from mlimages.download.outcome import FetchError
+from mlimages.download.sources import is_local, read_local, resolve_local_path
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+NOAI_TOKENS = {"noai", "noimageai"}
+
+
+@dataclass
+class Fetched:
+    """The body of a successful fetch and how many attempts it took."""
+
+    data: bytes
+    attempts: int
+    http_status: int | None
+
+
+class Fetcher:
+    """Fetches sources for all workers of one run.
+
+    Args:
+        config: the download settings.
+        gate: the per-host politeness gate shared by the run.
+    """
+
+    def __init__(self, config: DownloadConfig, gate: HostGate):
+        self.config = config
+        self.gate = gate
+        self._local = threading.local()
+
+    def fetch(self, source: str) -> Fetched:
+        """Fetch `source`, retrying retryable failures; raises `FetchError` with `.attempts` set."""
+        if is_local(source):
+            path = resolve_local_path(source, self.config.imagenet21k_root)
+            return Fetched(read_local(path, self.config.max_body_bytes), 1, None)
+        host = urlsplit(source).hostname or ""
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                with self.gate.slot(host):
+                    data, status = self._fetch_http(source)
+                return Fetched(data, attempt, status)
+            except FetchError as error:
+                error.attempts = attempt
+                delay_s = self._retry_delay_s(error, attempt)
+                if delay_s is None:
+                    raise
+                log.debug("retry %s in %.2f s after %s", source, delay_s, error)
+                if error.retry_after_s is not None or error.http_status in (429, 503):
+                    self.gate.back_off(host, delay_s)
+                else:
+                    time.sleep(delay_s)
+        raise AssertionError("unreachable")
+
+    def _retry_delay_s(self, error: FetchError, attempt: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        config = self.config
+        if not error.retryable or attempt >= config.max_attempts:
+            return None
+        if error.retry_after_s is not None:
+            return None if error.retry_after_s > config.max_retry_after_s else error.retry_after_s
+        if error.http_status in (429, 503):
+            return config.host_backoff_s
+        delay_s = min(config.backoff_max_s, config.backoff_base_s * 2 ** (attempt - 1))
+        return delay_s * random.uniform(0.5, 1.5)
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=4, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = self.config.user_agent
+            session.max_redirects = self.config.max_redirects
+            self._local.session = session
+        return session
+
+    def _fetch_http(self, url: str) -> tuple[bytes, int]:
+        config = self.config
+        start = time.monotonic()
+        timeout = (config.connect_timeout_s, min(config.read_timeout_s, config.deadline_s))
+        try:
+            response = self._session().get(url, stream=True, timeout=timeout)
+        except requests.RequestException as error:
+            raise classify_request_error(error) from None
+        with response:
+            check_response(response, config)
+            return read_body(response, config, start), response.status_code
+
+
+def classify_request_error(error: Exception) -> FetchError:
+    """Map a requests/urllib3 exception to a failure class."""
+    detail = f"{type(error).__name__}: {str(error)[:160]}"
+    if isinstance(error, requests.TooManyRedirects):
+        return FetchError("redirect_loop", detail)
+    if isinstance(error, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+        return FetchError("timeout", detail)
+    if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        return FetchError("bad_url", detail)
+    if "NameResolutionError" in repr(error) or "getaddrinfo" in str(error):
+        return FetchError("dns", detail)
+    return FetchError("connection", detail)
+
+
+def check_response(response: requests.Response, config: DownloadConfig) -> None:
+    """Raise for responses that are not worth reading: errors, opt-outs, placeholders, HTML."""
+    status = response.status_code
+    if status >= 400:
+        raise status_error(status, response.headers.get("Retry-After"))
+    final_url = response.url or ""
+    if any(pattern in final_url for pattern in config.placeholder_url_patterns):
+        raise FetchError("gone", f"redirected to placeholder {final_url[:120]}", status)
+    robots = set(re.findall(r"[a-z]+", response.headers.get("X-Robots-Tag", "").lower()))
+    if config.skip_noai and robots & NOAI_TOKENS:
+        raise FetchError("noai", f"X-Robots-Tag: {', '.join(sorted(robots & NOAI_TOKENS))}", status)
+    content_type = response.headers.get("Content-Type", "").lower()
+    if content_type.startswith(("text/", "application/json", "application/xml")):
+        raise FetchError("not_image", f"Content-Type {content_type[:60]}", status)
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > config.max_body_bytes:
+        raise FetchError("too_large", f"Content-Length {length} > {config.max_body_bytes}", status)
+
+
+def status_error(status: int, retry_after: str | None) -> FetchError:
+    """The failure class of an HTTP error status."""
+    if status == 404:
+        return FetchError("not_found", "HTTP 404", status)
+    if status == 410:
+        return FetchError("gone", "HTTP 410", status)
+    if status == 429:
+        return FetchError("rate_limited", "HTTP 429", status, parse_retry_after_s(retry_after))
+    if status >= 500:
+        return FetchError("server_error", f"HTTP {status}", status, parse_retry_after_s(retry_after))
+    return FetchError("http_error", f"HTTP {status}", status)
+
+
+def parse_retry_after_s(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def read_body(response: requests.Response, config: DownloadConfig, start: float) -> bytes:
+    """Read the body within the total deadline and the size limit."""
+    body = bytearray()
+    try:
+        while True:
+            if time.monotonic() - start > config.deadline_s:
+                raise FetchError("timeout", f"body not complete within {config.deadline_s} s", response.status_code)
+            chunk = response.raw.read1(CHUNK_BYTES)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > config.max_body_bytes:
+                raise FetchError("too_large", f"body over {config.max_body_bytes} bytes", response.status_code)
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+        failure = classify_request_error(error)
+        failure.http_status = response.status_code
+        raise failure from None
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and len(body) < int(length) and "Content-Encoding" not in response.headers:
+        raise FetchError("connection", f"body ended after {len(body)} of {length} bytes", response.status_code)
+    return bytes(body)

@@ -1,0 +1,71 @@
+"""Remember which settings made an output folder, so changed settings never mix shards.
+
+`fingerprint.json` in the output folder holds the settings that decide the stored bytes
+(`DownloadConfig.fingerprint()`). A rerun with different values stops with a one-line error
+naming the changed fields; `--force` discards the old shards instead (explicitly, with a log
+line), since downloaded images may be irreplaceable and are never thrown away silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from mlimages.download.config import DownloadConfig
+from mlimages.errors import InputError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "mlimages-image-shards-v1"
+FILE_NAME = "fingerprint.json"
+SHARD_SUFFIXES = (".tar", ".jsonl", ".tar.partial", ".jsonl.partial", ".jsonl.tmp")
+
+
+def prepare_output(out: Path, config: DownloadConfig, force: bool) -> None:
+    """Create `out` and check (or write) its fingerprint.
+
+    Raises:
+        InputError: the folder holds shards made with different settings and `force` is off.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = {"format": FORMAT, **config.fingerprint()}
+    path = out / FILE_NAME
+    if path.exists():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        if not changed:
+            return
+        if not force:
+            details = ", ".join(f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in changed)
+            raise InputError(
+                f"shards here were made with other download settings ({details}); rerun with --force to "
+                "discard them, or restore the old values",
+                str(out),
+            )
+        discard_shards(out, changed)
+    elif any(shard_files(out)) and not force:
+        raise InputError(f"holds shard files but no {FILE_NAME}; rerun with --force to discard them", str(out))
+    elif force:
+        discard_shards(out, ["(no fingerprint)"])
+    write_atomic(path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+
+
+def shard_files(out: Path) -> list[Path]:
+    """Every shard archive, status file and partial file in `out`."""
+    return [p for p in out.iterdir() if p.name[:5].isdigit() and p.name.endswith(SHARD_SUFFIXES)]
+
+
+def discard_shards(out: Path, changed: list[str]) -> None:
+    files = shard_files(out)
+    log.warning("--force: discarding %d shard files in %s (changed: %s)", len(files), out, ", ".join(changed))
+    for path in files:
+        path.unlink()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,54 @@
+"""Politeness per host: a cap on concurrent requests and a pause after 429/503.
+
+Workers take a slot before each request to a host. When a host answers 429 or 503 every worker
+waits until the host's pause is over, not only the one that was told, so a throttled server sees
+our request rate drop at once instead of a burst of retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Iterator
+
+
+class HostGate:
+    """Per-host concurrency cap and back-off, shared by all workers of one run.
+
+    Args:
+        per_host: the most requests in flight to one host.
+    """
+
+    def __init__(self, per_host: int):
+        self._per_host = per_host
+        self._condition = threading.Condition()
+        self._active: dict[str, int] = {}
+        self._not_before: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def slot(self, host: str) -> Iterator[None]:
+        """Hold one of `host`'s slots for the duration of the block, waiting for a free one."""
+        with self._condition:
+            while True:
+                wait_s = self._not_before.get(host, 0.0) - time.monotonic()
+                if wait_s <= 0:
+                    self._not_before.pop(host, None)
+                    if self._active.get(host, 0) < self._per_host:
+                        break
+                self._condition.wait(timeout=wait_s if wait_s > 0 else 1.0)
+            self._active[host] = self._active.get(host, 0) + 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._active[host] -= 1
+                if not self._active[host]:
+                    del self._active[host]
+                self._condition.notify_all()
+
+    def back_off(self, host: str, seconds: float) -> None:
+        """Pause all new requests to `host` for `seconds` (never shortens a longer pause)."""
+        with self._condition:
+            until = time.monotonic() + seconds
+            self._not_before[host] = max(self._not_before.get(host, 0.0), until)

@@ -1,0 +1,87 @@
+"""What happened to one input line: the status vocabulary shared by fetching, validation and shards.
+
+Every input line ends with exactly one status: ``ok`` or a failure class. Failure classes are
+split into retryable ones (the next run tries again: the network or the server may recover) and
+permanent ones (the URL is gone or is not a usable image; retried only with `--retry-failures`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OK = "ok"
+
+RETRYABLE = frozenset({"timeout", "connection", "dns", "server_error", "rate_limited", "watchdog"})
+
+PERMANENT = frozenset(
+    {
+        "not_found",  # 404 or a missing local file
+        "gone",  # 410, or a redirect to a "photo unavailable" placeholder
+        "http_error",  # other 4xx
+        "redirect_loop",
+        "too_large",
+        "noai",  # X-Robots-Tag: noai / noimageai
+        "bad_url",
+        "duplicate",  # the same source appears on an earlier line of the shard
+        "not_image",
+        "truncated",
+        "too_small",
+        "bad_aspect",
+        "too_many_pixels",
+        "unexpected",  # a bug: logged as a warning, retried with --retry-failures
+    }
+)
+
+
+def is_retryable(status: str) -> bool:
+    """True when a later run should try this line again without being asked to."""
+    return status in RETRYABLE
+
+
+class FetchError(Exception):
+    """A failed fetch or validation, classed for the status file.
+
+    Args:
+        reason: a failure class (see `RETRYABLE` and `PERMANENT`).
+        detail: one line for humans.
+        http_status: the HTTP status code when there was a response.
+        retry_after_s: how long the server asked us to wait (429/503 `Retry-After`).
+    """
+
+    def __init__(self, reason: str, detail: str, http_status: int | None = None, retry_after_s: float | None = None):
+        self.reason = reason
+        self.detail = detail
+        self.http_status = http_status
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{reason}: {detail}")
+
+    @property
+    def retryable(self) -> bool:
+        return is_retryable(self.reason)
+
+
+@dataclass
+class Result:
+    """The outcome of one input line, as returned by a worker (workers share no counters)."""
+
+    line: int
+    key: str
+    source: str
+    labels: tuple[tuple[int, float], ...]
+    status: str
+    attempts: int = 0
+    elapsed_s: float = 0.0
+    http_status: int | None = None
+    error: str = ""
+    jpeg: bytes | None = field(default=None, repr=False)
+    width: int = 0
+    height: int = 0
+
+    def status_record(self) -> dict:
+        """The line written to the shard's NNNNN.jsonl status file."""
+        record = {"line": self.line, "key": self.key, "source": self.source, "status": self.status}
+        record.update(retryable=is_retryable(self.status), http_status=self.http_status, attempts=self.attempts)
+        record.update(elapsed_s=round(self.elapsed_s, 3), error=self.error[:200])
+        if self.jpeg is not None:
+            record["bytes"] = len(self.jpeg)
+        return record

@@ -1,0 +1,214 @@
+"""Run a download: stream the list, fetch on a bounded pool, write shards, report.
+
+The calling thread reads the list line by line, decides per line (fetch, or skip because it is
+done), feeds a bounded worker pool and writes finished results into their shard. Memory holds the
+open shards' status records and at most `2 * concurrency` queued tasks, whatever the list length.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from mlimages.annotations import Annotation, parse_line, source_kind
+from mlimages.download.config import DownloadConfig
+from mlimages.download.fetch import Fetcher
+from mlimages.download.fingerprint import prepare_output
+from mlimages.download.hosts import HostGate
+from mlimages.download.outcome import OK, FetchError, Result
+from mlimages.download.pool import Task, WorkerPool
+from mlimages.download.progress import Progress
+from mlimages.download.shards import FETCH, Shard, shard_of_line
+from mlimages.download.sources import make_key
+from mlimages.download.summary import Tally, build_report, log_summary, write_report
+from mlimages.download.validate import make_stored_image
+from mlimages.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def download(
+    list_path: Path,
+    out: Path,
+    report_path: Path,
+    config: DownloadConfig,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    retry_failures: bool = False,
+    force: bool = False,
+) -> dict:
+    """Download the images of a list into shards of `out`; returns the report (also written).
+
+    Args:
+        list_path: the prepared list (`source<TAB>class:confidence ...` per line).
+        out: the shard folder, e.g. ``data/images/train``.
+        report_path: where the JSON metrics go.
+        config: the `download:` params.
+        shard_index, num_shards: this worker's part of the shards (shard % num_shards == shard_index).
+        retry_failures: also retry permanent failures of earlier runs.
+        force: discard shards made with other settings instead of stopping.
+    """
+    if not 0 <= shard_index < num_shards:
+        raise InputError(f"--shard-index must be in [0, {num_shards}), got {shard_index}", "command line")
+    prepare_output(out, config, force)
+    wanted = lambda line: shard_of_line(line, config.samples_per_shard) % num_shards == shard_index  # noqa: E731
+    total = count_wanted_lines(list_path, config.samples_per_shard, shard_index, num_shards)
+    fetcher = Fetcher(config, HostGate(config.per_host_concurrency))
+    pool = WorkerPool(lambda payload: fetch_one(payload, fetcher, config), config.concurrency, config.watchdog_s, stuck_result)
+    book = ShardBook(out, config.samples_per_shard, retry_failures)
+    progress = Progress(total, config.failure_window, config.failure_warning_rate)
+    start = time.monotonic()
+    try:
+        with logging_redirect_tqdm():
+            run_lines(read_input(list_path, config, wanted), book, pool, progress)
+            book.finish_all()
+    finally:
+        pool.close()
+        progress.close()
+        book.close_handles()
+    report = build_report(book.tally, time.monotonic() - start, shard_index, num_shards)
+    write_report(report, report_path)
+    log_summary(report, out)
+    return report
+
+
+def run_lines(lines: Iterator[tuple[int, Annotation, str]], book: "ShardBook", pool: WorkerPool, progress: Progress) -> None:
+    """The main loop: plan each line, submit fetches, and store results as they come."""
+    for line, annotation, where in lines:
+        key = make_key(annotation.source)
+        shard = book.shard_for(line)
+        if shard.plan(line, key, annotation.source, where) != FETCH:
+            progress.skip()
+            continue
+        book.pending[shard.index] = book.pending.get(shard.index, 0) + 1
+        payload = Result(line, key, annotation.source, annotation.labels, status="queued")
+        store_results(pool.submit(Task(line, payload)), book, progress)
+    for results in pool.drain():
+        store_results(results, book, progress)
+
+
+def store_results(results: list[Result], book: "ShardBook", progress: Progress) -> None:
+    for result in results:
+        book.record(result)
+        progress.add(result.status)
+
+
+def fetch_one(result: Result, fetcher: Fetcher, config: DownloadConfig) -> Result:
+    """Fetch and validate one line; every failure ends up in `result.status` (workers never raise)."""
+    start = time.monotonic()
+    try:
+        fetched = fetcher.fetch(result.source)
+        result.attempts, result.http_status = fetched.attempts, fetched.http_status
+        stored = make_stored_image(fetched.data, config)
+        result.jpeg, result.width, result.height = stored.jpeg, stored.width, stored.height
+        result.status = OK
+    except FetchError as error:
+        result.status, result.error = error.reason, error.detail
+        result.http_status = error.http_status if error.http_status is not None else result.http_status
+        result.attempts = getattr(error, "attempts", max(1, result.attempts))
+    except Exception as error:  # a bug must cost one line, not the run
+        log.warning("unexpected error on line %d: %r", result.line, error, exc_info=log.isEnabledFor(logging.DEBUG))
+        result.status, result.error = "unexpected", f"{type(error).__name__}: {error}"[:200]
+    result.elapsed_s = time.monotonic() - start
+    return result
+
+
+def stuck_result(task: Task) -> Result:
+    """The result recorded for a line whose worker the watchdog gave up on (retried next run)."""
+    payload: Result = task.payload
+    return Result(payload.line, payload.key, payload.source, payload.labels, "watchdog", attempts=1,
+                  elapsed_s=time.monotonic() - task.started_at, error="no answer within watchdog_s")
+
+
+class ShardBook:
+    """The open shards: opened as the reader reaches them, finished when their last result is in."""
+
+    def __init__(self, out: Path, samples_per_shard: int, retry_failures: bool):
+        self.out, self.samples_per_shard, self.retry_failures = out, samples_per_shard, retry_failures
+        self.open: dict[int, Shard] = {}
+        self.pending: dict[int, int] = {}
+        self.reading = -1
+        self.tally = Tally()
+
+    def shard_for(self, line: int) -> Shard:
+        index = shard_of_line(line, self.samples_per_shard)
+        if index not in self.open:
+            self.reading = index
+            self.open[index] = Shard(self.out, index, self.retry_failures)
+            self._finish_ready()
+        return self.open[index]
+
+    def record(self, result: Result) -> None:
+        index = shard_of_line(result.line, self.samples_per_shard)
+        self.open[index].record(result)
+        self.pending[index] -= 1
+        self.tally.fetched += 1
+        if result.status == OK:
+            self.tally.fetched_ok += 1
+            self.tally.fetched_bytes += len(result.jpeg)
+        self._finish_ready()
+
+    def _finish_ready(self) -> None:
+        """Finish shards the reader has left behind and that have no result outstanding."""
+        for index in sorted(self.open):
+            if index < self.reading and not self.pending.get(index):
+                self._finish(index)
+
+    def _finish(self, index: int) -> None:
+        shard = self.open.pop(index)
+        self.pending.pop(index, None)
+        shard.finish()
+        self.tally.add_shard(shard.statuses)
+
+    def finish_all(self) -> None:
+        for index in sorted(self.open):
+            self._finish(index)
+
+    def close_handles(self) -> None:
+        """After an error: leave partial files for the next run to recover, closed cleanly."""
+        for shard in self.open.values():
+            shard.close()
+
+
+def read_input(
+    path: Path, config: DownloadConfig, wanted: Callable[[int], bool]
+) -> Iterator[tuple[int, Annotation, str]]:
+    """Stream `(line number, annotation, "file:line")` for the wanted lines of the list; blank lines are skipped."""
+    if not path.is_file():
+        raise InputError("list file not found", str(path))
+    with path.open(encoding="utf-8") as handle:
+        number = 0
+        try:
+            for number, text in enumerate(handle, start=1):
+                if not wanted(number):
+                    continue
+                where = f"{path}:{number}"
+                annotation = parse_line(text, where, is_class=lambda index: index >= 0)
+                if annotation is None:
+                    continue
+                if not config.imagenet21k_root and source_kind(annotation.source) == "imagenet":
+                    raise InputError("ImageNet id, but params.yaml download.imagenet21k_root is empty; set it to "
+                                     "the folder holding wnid/wnid_N.JPEG files", where)
+                yield number, annotation, where
+        except UnicodeDecodeError:
+            raise InputError("not UTF-8 text", f"{path}:{number + 1}") from None
+
+
+def count_wanted_lines(path: Path, samples_per_shard: int, shard_index: int, num_shards: int) -> int:
+    """Lines of the list in this worker's shards, from a fast byte count (for the progress bar)."""
+    if not path.is_file():
+        raise InputError("list file not found", str(path))
+    lines, tail = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            lines += chunk.count(b"\n")
+            tail = chunk[-1:]
+    lines += tail != b"\n"
+    return sum(
+        min(samples_per_shard, lines - shard * samples_per_shard)
+        for shard in range(shard_index, -(-lines // samples_per_shard), num_shards)
+    )

@@ -1,0 +1,62 @@
+"""The model card written as each registered version's description (markdown).
+
+It is rebuilt from the version's tags whenever they change (registration, each evaluation), so
+what the registry UI shows is always what the tags say: where the checkpoint came from, the data
+version it was trained on, its metrics with the protocol that produced them, intended use, and
+the licences of code, annotations and images.
+"""
+
+from __future__ import annotations
+
+EVAL_PREFIX = "eval."
+SHOWN_PARAMS = ("depth", "image_size", "batch_size", "steps", "epochs", "base_lr", "schedule", "precision")
+
+LICENCES = (
+    "- Code: BSD-3-Clause (this project).\n"
+    "- Annotations: CC BY 4.0 (Tencent ML-Images; cite Wu et al., IEEE Access 7, 2019).\n"
+    "- Images: rights stay with their owners (the photos keep their own licences, e.g. CC BY 2.0 on Flickr "
+    "/ Open Images; ImageNet images under the ImageNet terms of access). The weights were trained on them; "
+    "check that your use is allowed."
+)
+
+
+def make_model_card(version, params: dict[str, str]) -> str:
+    """Markdown model card for a ModelVersion (uses its tags) and its training run's `params`."""
+    tags = dict(version.tags)
+    task = tags.get("mlimages.task", "finetune")
+    kind = ("multi-label tagger over the ML-Images hierarchy (sigmoid per class)" if task == "pretrain"
+            else "single-label classifier (softmax over the finetune classes)")
+    lines = [
+        f"# {version.name} version {version.version}",
+        "",
+        f"ResNet {kind}. Served as an MLflow pyfunc: input column `image` (JPEG/PNG bytes, base64 over REST), "
+        "output class indices, names and probabilities.",
+        "",
+        "## Provenance",
+        f"- Checkpoint: step {tags.get('mlimages.step', '?')} of training run `{tags.get('mlimages.run_id', '?')}` "
+        f"({task}); checkpoint model `{tags.get('mlimages.checkpoint', '?')}`",
+        f"- Training data: {tags.get('mlimages.training_data', 'unknown')}",
+        f"- Code: git commit `{tags.get('git_commit', 'unknown')}` (uncommitted changes: {tags.get('git_dirty', 'unknown')})",
+    ]
+    data = sorted((k, v) for k, v in tags.items() if k.startswith("data."))
+    lines += [f"- Data version `{k[5:]}`: md5 `{v}`" for k, v in data] or ["- Data version: no dvc.lock was found"]
+    shown = {k: v for k, v in params.items() if k.split(".")[-1] in SHOWN_PARAMS}
+    if shown:
+        lines += ["", "## Training params", ""] + [f"- `{k}` = {v}" for k, v in sorted(shown.items())]
+    lines += ["", "## Metrics", ""] + _metric_lines(tags)
+    lines += [
+        "", "## Intended use",
+        "Research and as a pretrained backbone or tagger for photos like the training data. Not evaluated for "
+        "decisions about people; labels follow WordNet and inherit its and the annotators' biases.",
+        "", "## Licences", LICENCES,
+    ]
+    return "\n".join(lines)
+
+
+def _metric_lines(tags: dict[str, str]) -> list[str]:
+    metrics = sorted((k[len(EVAL_PREFIX):], v) for k, v in tags.items()
+                     if k.startswith(EVAL_PREFIX) and k != EVAL_PREFIX + "protocol")
+    if not metrics:
+        return ["Not evaluated yet (`mlflow run . -e evaluate -P model_uri=models:/NAME/VERSION`)."]
+    rows = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in metrics]
+    return [f"Protocol: {tags.get(EVAL_PREFIX + 'protocol', 'unknown')}", ""] + rows

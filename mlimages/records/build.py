@@ -1,0 +1,172 @@
+"""Build one split folder of TFRecords from images: re-encode, label, shard, report.
+
+Used by both builders (`build_ml_images` here for the downloader's shards, and
+`mlimages.records.imagenet`). Images are decoded, shrunk and re-encoded by a small thread pool:
+Pillow releases the GIL while it decodes, resizes and encodes, so threads keep every core busy
+without copying images between processes. Results are consumed in input order, so the shards
+are byte-identical for the same inputs and params whatever the number of workers. A sample that
+is not a usable image is skipped, counted by reason and named in the report; it never stops the
+build.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from tqdm import tqdm
+
+from mlimages.errors import InputError
+from mlimages.hierarchy import load_hierarchy
+from mlimages.images import ImageError, encode_jpeg, load_rgb
+from mlimages.records.config import RecordsConfig
+from mlimages.records.image_shards import BadSample, ImageSample, index_shard, iter_samples, list_image_shards
+from mlimages.records.schema import encode_example
+from mlimages.records.writer import ShardWriter, max_records_per_shard
+
+CLASSES_FILE = "classes.tsv"
+MAX_NAMED_SKIPS = 10_000  # the report names at most this many skipped samples (all are counted)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Transcoded:
+    data: bytes  # baseline RGB JPEG
+    width: int
+    height: int
+
+
+def transcode(data: bytes, config: RecordsConfig) -> Transcoded | ImageError:
+    """Decode, orient, shrink and re-encode one image; a bad image is returned, not raised."""
+    try:
+        image = load_rgb(data, shorter_side=config.shorter_side, max_side=config.max_side)
+    except ImageError as error:
+        return error
+    return Transcoded(encode_jpeg(image, config.jpeg_quality), image.width, image.height)
+
+
+def map_ordered(function: Callable, items: Iterable, num_workers: int) -> Iterator[tuple]:
+    """Yield ``(item, function(item))`` in input order, computing up to 4 x `num_workers` ahead."""
+    if num_workers <= 1:
+        yield from ((item, function(item)) for item in items)
+        return
+    with ThreadPoolExecutor(max_workers=num_workers) as pool:
+        pending = collections.deque()
+        for item in items:
+            pending.append((item, pool.submit(function, item)))
+            if len(pending) >= 4 * num_workers:
+                item, future = pending.popleft()
+                yield item, future.result()
+        while pending:
+            item, future = pending.popleft()
+            yield item, future.result()
+
+
+def write_split(samples: Iterable[ImageSample | BadSample], out, config: RecordsConfig, label_kind: str,
+                num_classes: int, total: int, dense_labels: bool = False) -> dict:
+    """Transcode `samples` and write them as the split folder `out`.
+
+    Args:
+        samples: images in output order; `BadSample` entries are only counted and reported.
+        out: the split folder (replaced atomically).
+        config: image and shard parameters.
+        label_kind: ``"multi"`` or ``"single"``.
+        num_classes: size of the label space.
+        total: number of samples expected (progress bar and the `min_shards` cap).
+        dense_labels: also store the dense label vector (legacy readers).
+
+    Returns:
+        The stage report: counts, skipped samples by reason, shards, bytes, speed.
+    """
+    started = time.perf_counter()
+    extra = {"image": {"shorter_side": config.shorter_side, "max_side": config.max_side,
+                       "jpeg_quality": config.jpeg_quality}, "dense_labels": dense_labels}
+
+    def work(sample):
+        return sample if isinstance(sample, BadSample) else transcode(sample.data, config)
+
+    skipped: list[BadSample] = []
+    with ShardWriter(out, label_kind, num_classes, config.shard_bytes,
+                     max_records_per_shard(total, config.min_shards), extra) as writer:
+        results = map_ordered(work, samples, config.num_workers)
+        for sample, result in tqdm(results, total=total, desc=f"records {Path(out).name}", unit="img", disable=None):
+            if isinstance(result, BadSample):
+                skipped.append(result)
+            elif isinstance(result, ImageError):
+                skipped.append(BadSample(sample.where, result.reason, str(result), sample.line, sample.source))
+            else:
+                writer.write(encode_example(result.data, result.height, result.width, sample.labels,
+                                            sample.confidences, filename=sample.source,
+                                            dense_classes=num_classes if dense_labels else None))
+        index = writer.commit()
+    return make_report(out, index, skipped, time.perf_counter() - started)
+
+
+def make_report(out, index: dict, skipped: list[BadSample], seconds: float) -> dict:
+    for bad in skipped:
+        log.warning("skipped %s (%s): %s", bad.where, bad.reason, bad.detail)
+    reasons = collections.Counter(bad.reason for bad in skipped)
+    return {
+        "out": str(out),
+        "samples": index["count"] + len(skipped),
+        "written": index["count"],
+        "skipped": len(skipped),
+        "skipped_by_reason": dict(sorted(reasons.items())),
+        "skipped_samples": [asdict(bad) for bad in skipped[:MAX_NAMED_SKIPS]],
+        "shards": len(index["shards"]),
+        "bytes": index["bytes"],
+        "seconds": round(seconds, 3),
+        "images_per_s": round(index["count"] / seconds, 2) if seconds > 0 else None,
+    }
+
+
+def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels: bool = False) -> dict:
+    """Build a multi-label split folder from the downloader's image shards.
+
+    Args:
+        images: folder of ``NNNNN.tar`` image shards (one split).
+        hierarchy: the hierarchy file the lists were made with (class count and classes.tsv).
+        out: the split folder to write, e.g. ``data/tfrecords/ml-images/train``.
+        config: the `records:` params.
+        dense_labels: also store the dense label vector (``--legacy-dense-labels``).
+
+    Returns:
+        The stage report (see `write_split`), with the image folder added.
+    """
+    tree = load_hierarchy(hierarchy)
+    num_classes = max(tree.categories) + 1
+    shards = list_image_shards(images)
+    if not shards:
+        raise InputError("no NNNNN.tar image shards (has the download stage run?)", str(images))
+    indexed = [index_shard(shard) for shard in shards]
+    bad_members = [bad for _, bads in indexed for bad in bads]
+    indexes = [index for index, _ in indexed]
+    total = sum(len(index) for index in indexes) + len(bad_members)
+    samples = itertools.chain(bad_members, iter_samples(shards, indexes, num_classes))
+    report = write_split(samples, out, config, "multi", num_classes, total, dense_labels or config.dense_labels)
+    rows = [(c.index, c.wnid, c.name) for c in sorted(tree.categories.values(), key=lambda c: c.index)]
+    write_classes(Path(out).parent / CLASSES_FILE, rows)
+    return {"images": str(images), "image_shards": len(shards), **report}
+
+
+def write_classes(path: Path, rows: Iterable[tuple[int, str, str]]) -> None:
+    """Write classes.tsv (``index<TAB>wnid<TAB>name``) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text("".join(f"{index}\t{wnid}\t{name}\n" for index, wnid, name in rows), encoding="utf-8")
+    temp.replace(path)
+
+
+def write_report(path, report: dict) -> None:
+    """Write a stage report as indented JSON (creating its folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,57 @@
+"""`records:` section of params.yaml, read by the build_tfrecords and build_imagenet stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlimages.config import DEFAULT_PARAMS, load_params
+from mlimages.errors import InputError
+
+
+@dataclass(frozen=True)
+class RecordsConfig:
+    """How images are re-encoded and how records are cut into shards.
+
+    Attributes:
+        shorter_side: images are shrunk so their shorter side is at most this (never enlarged).
+        max_side: and so their longer side is at most this (caps panoramas); None for no cap.
+        jpeg_quality: quality of the re-encoded JPEG (1-95, Pillow's useful range).
+        shard_bytes: a shard is closed once it holds this many bytes (about 128 MB for real data).
+        min_shards: a shard is also closed once it holds ceil(samples / min_shards) records, so a
+            small split (the demo world) still gets this many shards for parallel reading.
+        num_workers: threads that decode, resize and re-encode; Pillow releases the GIL there,
+            so two workers keep two cores busy. Output bytes do not depend on this.
+        dense_labels: also store the dense float32 label vector (44,664 bytes per image for
+            11,166 classes) for readers of the original layout.
+        shuffle_seed: seed of the fixed shuffle of the ImageNet train split, whose folder
+            layout is sorted by class (ML-Images lists are already shuffled by prepare_lists).
+    """
+
+    shorter_side: int = 256
+    max_side: int | None = None
+    jpeg_quality: int = 90
+    shard_bytes: int = 134_217_728
+    min_shards: int = 1
+    num_workers: int = 2
+    dense_labels: bool = False
+    shuffle_seed: int = 0
+
+    def __post_init__(self) -> None:
+        where = f"{DEFAULT_PARAMS}: records"
+        checks = [
+            ("shorter_side", self.shorter_side >= 1, "must be at least 1"),
+            ("max_side", self.max_side is None or self.max_side >= self.shorter_side, "must be >= shorter_side"),
+            ("jpeg_quality", 1 <= self.jpeg_quality <= 95, "must be in 1..95"),
+            ("shard_bytes", self.shard_bytes >= 1, "must be at least 1"),
+            ("min_shards", self.min_shards >= 1, "must be at least 1"),
+            ("num_workers", self.num_workers >= 1, "must be at least 1"),
+        ]
+        for name, ok, message in checks:
+            if not ok:
+                raise InputError(f"{message}, got {getattr(self, name)!r}", f"{where}.{name}")
+
+
+def load_records_config(path: str | Path = DEFAULT_PARAMS) -> RecordsConfig:
+    """Read the `records:` section of the params file."""
+    return load_params("records", RecordsConfig, path)

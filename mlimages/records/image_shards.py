@@ -1,0 +1,147 @@
+"""Read the downloader's image shards (``NNNNN.tar``) in list-line order.
+
+Each stored sample is two tar members, ``<key>.jpg`` then ``<key>.json`` (with at least ``key``,
+``line``, ``source``, ``labels``, ``confidences``, ``sha256``). Samples are stored in download
+order, which varies from run to run, so every shard is indexed first (member offsets, sorted by
+``line``, kept as a small integer array) and the shards are then merged by ``line``. Output order
+therefore depends only on the list, and the image bytes are read one sample at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mlimages.errors import InputError
+
+# Columns of a shard's index array.
+LINE, JPG_OFFSET, JPG_SIZE, JSON_OFFSET, JSON_SIZE = range(5)
+
+
+@dataclass(frozen=True)
+class ImageSample:
+    """One stored image and its labels; `where` (``00003.tar:<key>``) names it in reports."""
+
+    where: str
+    line: int
+    source: str
+    data: bytes
+    labels: tuple[int, ...]
+    confidences: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BadSample:
+    """A sample that could not be used, with a short `reason` class and a `detail` for people."""
+
+    where: str
+    reason: str
+    detail: str
+    line: int | None = None
+    source: str = ""
+
+
+def list_image_shards(folder) -> list[Path]:
+    """The ``NNNNN.tar`` shards of a split folder, by number (temporary files are ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("image shard folder not found", str(folder))
+    return sorted(p for p in folder.glob("*.tar") if p.stem.isdigit() and len(p.stem) == 5)
+
+
+def index_shard(path: Path) -> tuple[np.ndarray, list[BadSample]]:
+    """Offsets of every complete sample of one shard, sorted by line, and the incomplete ones.
+
+    Returns:
+        An int64 array of shape (samples, 5) with columns LINE..JSON_SIZE, and the bad samples
+        (an image without metadata, metadata without image, unreadable metadata).
+    """
+    members: dict[str, dict[str, tarfile.TarInfo]] = {}
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                stem, _, suffix = member.name.rpartition(".")
+                if member.isfile() and suffix in ("jpg", "json"):
+                    members.setdefault(stem, {})[suffix] = member
+            lines, bad = _read_lines(tar, path.name, members)
+    except (tarfile.TarError, OSError) as error:
+        raise InputError(f"not a readable tar archive ({error})", str(path)) from None
+    rows = [(lines[stem], m["jpg"].offset_data, m["jpg"].size, m["json"].offset_data, m["json"].size)
+            for stem, m in members.items() if stem in lines]
+    index = np.array(sorted(rows), dtype=np.int64).reshape(-1, 5)
+    return index, bad
+
+
+def _read_lines(tar: tarfile.TarFile, name: str, members: dict) -> tuple[dict[str, int], list[BadSample]]:
+    lines, bad = {}, []
+    for stem, pair in members.items():
+        where = f"{name}:{stem}"
+        if "json" not in pair:
+            bad.append(BadSample(where, "missing_metadata", "image member without its .json"))
+            continue
+        try:
+            meta = json.loads(tar.extractfile(pair["json"]).read().decode("utf-8"))
+            line = int(meta["line"])
+        except (ValueError, KeyError, TypeError) as error:
+            bad.append(BadSample(where, "bad_metadata", f"{type(error).__name__}: {error}"))
+            continue
+        if "jpg" not in pair:
+            bad.append(BadSample(where, "missing_image", ".json member without its image", line, meta.get("source", "")))
+            continue
+        lines[stem] = line
+    return lines, bad
+
+
+def iter_samples(shards: list[Path], indexes: list[np.ndarray], num_classes: int) -> Iterator[ImageSample | BadSample]:
+    """Samples of all shards merged by line; `indexes[i]` is `index_shard(shards[i])[0]`.
+
+    A sample whose bytes do not match its sha256 or whose labels are malformed comes out as a
+    `BadSample`; a label outside ``[0, num_classes)`` is an `InputError` (wrong hierarchy file).
+    """
+    streams = [_keys(number, index) for number, index in enumerate(indexes)]
+    handle, open_number = None, -1
+    try:
+        for _, number, position in heapq.merge(*streams):
+            if number != open_number:  # shards usually hold disjoint line ranges: few reopens
+                if handle is not None:
+                    handle.close()
+                handle, open_number = shards[number].open("rb"), number
+            yield _read_sample(handle, shards[number].name, indexes[number][position], num_classes)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _keys(number: int, index: np.ndarray) -> Iterator[tuple[int, int, int]]:
+    """(line, shard number, row) for each row of one shard's index: the merge key."""
+    for position, line in enumerate(index[:, LINE].tolist()):
+        yield line, number, position
+
+
+def _read_sample(handle, name: str, row: np.ndarray, num_classes: int) -> ImageSample | BadSample:
+    handle.seek(int(row[JSON_OFFSET]))
+    meta = json.loads(handle.read(int(row[JSON_SIZE])).decode("utf-8"))
+    handle.seek(int(row[JPG_OFFSET]))
+    data = handle.read(int(row[JPG_SIZE]))
+    where, line, source = f"{name}:{meta.get('key', '?')}", int(row[LINE]), str(meta.get("source", ""))
+    if meta.get("sha256") and hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        return BadSample(where, "sha256_mismatch", "stored bytes differ from their sha256", line, source)
+    try:
+        labels = tuple(int(v) for v in meta["labels"])
+        confidences = tuple(float(v) for v in meta.get("confidences", [1.0] * len(labels)))
+    except (KeyError, TypeError, ValueError) as error:
+        return BadSample(where, "bad_metadata", f"labels: {type(error).__name__}: {error}", line, source)
+    if len(confidences) != len(labels):
+        return BadSample(where, "bad_metadata", f"{len(labels)} labels but {len(confidences)} confidences", line, source)
+    outside = [label for label in labels if not 0 <= label < num_classes]
+    if outside:
+        raise InputError(f"label {outside[0]} outside the hierarchy's {num_classes} classes "
+                         f"(is --hierarchy the file the lists were made with?)", f"{name}:{meta.get('key')}")
+    return ImageSample(where, line, source, data, labels, confidences)

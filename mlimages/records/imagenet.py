@@ -1,0 +1,148 @@
+"""Single-label records from a local ILSVRC-2012 folder layout.
+
+Layout::
+
+    ROOT/train/<wnid>/*.JPEG
+    ROOT/val/<wnid>/*.JPEG                       (val sorted into class folders), or
+    ROOT/val/*.JPEG + ROOT/<ground-truth file>   (the flat release layout)
+
+Class order is the sorted list of train wnids (the order of ``imagenet2012_dictionary.txt``),
+names come from a dictionary file in that file's format: ``index<TAB>name words``. The flat
+val layout needs one of the ground-truth files in `GROUND_TRUTH_FILES`:
+
+- ``val_labels.txt``: ``<file name> <wnid or class index>`` per line (class index in sorted-wnid
+  order, as in Caffe's ``val.txt``);
+- ``LOC_val_solution.csv``: Kaggle's ``ImageId,PredictionString`` (the first wnid is the label).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from mlimages.errors import InputError
+from mlimages.records.build import CLASSES_FILE, write_classes, write_split
+from mlimages.records.config import RecordsConfig
+from mlimages.records.image_shards import ImageSample
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+GROUND_TRUTH_FILES = ("val_labels.txt", "LOC_val_solution.csv")
+
+
+def load_imagenet_dictionary(path) -> list[str]:
+    """Class names from ``index<TAB>name words`` lines; indices must run 0, 1, 2, ... in order."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError("dictionary file not found", str(path)) from None
+    names = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        index, _, words = line.partition("\t")
+        if not index.strip().isdigit() or int(index) != len(names) or not words.strip():
+            raise InputError(f"expected '{len(names)}<TAB>name words', got {line[:60]!r}", f"{path}:{number}")
+        names.append(" ".join(words.split()))
+    return names
+
+
+def list_classes(root: Path) -> list[str]:
+    """Sorted wnids: the folder names under ``train/``."""
+    train = root / "train"
+    if not train.is_dir():
+        raise InputError("no train/ folder (expected ILSVRC-2012 layout train/<wnid>/*.JPEG)", str(root))
+    wnids = sorted(p.name for p in train.iterdir() if p.is_dir())
+    if not wnids:
+        raise InputError("no class folders in train/", str(train))
+    return wnids
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def list_foldered(split: Path, wnids: list[str]) -> list[tuple[Path, int]]:
+    """(image, label) pairs of ``split/<wnid>/*``; a folder that is not a train class is an error."""
+    label_of = {wnid: index for index, wnid in enumerate(wnids)}
+    pairs = []
+    for folder in sorted(p for p in split.iterdir() if p.is_dir()):
+        if folder.name not in label_of:
+            raise InputError(f"class folder '{folder.name}' has no train/ counterpart", str(folder))
+        pairs += [(image, label_of[folder.name]) for image in list_images(folder)]
+    return pairs
+
+
+def list_val(root: Path, wnids: list[str]) -> list[tuple[Path, int]]:
+    """(image, label) pairs of the val split, in either layout."""
+    val = root / "val"
+    if not val.is_dir():
+        raise InputError("no val/ folder", str(root))
+    if any(p.is_dir() for p in val.iterdir()):
+        return list_foldered(val, wnids)
+    truth_file = next((root / name for name in GROUND_TRUTH_FILES if (root / name).is_file()), None)
+    if truth_file is None:
+        raise InputError(f"flat val/ needs a ground-truth file: one of {', '.join(GROUND_TRUTH_FILES)}", str(root))
+    truth = read_ground_truth(truth_file, wnids)
+    pairs = []
+    for image in list_images(val):
+        if image.name not in truth and image.stem not in truth:
+            raise InputError(f"no ground-truth label for {image.name}", str(truth_file))
+        pairs.append((image, truth.get(image.name, truth.get(image.stem))))
+    return pairs
+
+
+def read_ground_truth(path: Path, wnids: list[str]) -> dict[str, int]:
+    """File name (or stem, for the CSV) -> class index, from either ground-truth format."""
+    label_of = {wnid: index for index, wnid in enumerate(wnids)}
+    if path.suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = [(n, row.get("ImageId"), (row.get("PredictionString") or "").split()[:1])
+                    for n, row in enumerate(csv.DictReader(handle), start=2)]
+        rows = [(n, name, tokens[0] if tokens else "") for n, name, tokens in rows]
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [(n, *(line.split() + ["", ""])[:2]) for n, line in enumerate(lines, start=1) if line.strip()]
+    truth = {}
+    for number, name, label in rows:
+        if label in label_of:
+            truth[name] = label_of[label]
+        elif label.isdigit() and int(label) < len(wnids):
+            truth[name] = int(label)
+        else:
+            raise InputError(f"label {label!r} is neither a train wnid nor a class index", f"{path}:{number}")
+    return truth
+
+
+def build_imagenet(root, dictionary, out, config: RecordsConfig) -> dict:
+    """Write ``out/train``, ``out/val`` and ``out/classes.tsv`` from an ILSVRC-2012 layout.
+
+    The train split is shuffled with ``config.shuffle_seed`` (the folders are sorted by class,
+    and shards of one class each would defeat a shuffle buffer); val keeps its sorted order.
+
+    Returns:
+        The stage report: ``{"classes": C, "train": {...}, "val": {...}}``.
+    """
+    root, out = Path(root), Path(out)
+    wnids = list_classes(root)
+    names = load_imagenet_dictionary(dictionary)
+    if len(names) != len(wnids):
+        raise InputError(f"{len(names)} class names but {len(wnids)} class folders in {root / 'train'}",
+                         str(dictionary))
+    train, val = list_foldered(root / "train", wnids), list_val(root, wnids)  # both checked before any writing
+    random.Random(config.shuffle_seed).shuffle(train)
+    report = {"root": str(root), "classes": len(wnids)}
+    for split, pairs in (("train", train), ("val", val)):
+        samples = (read_sample(root, path, label, line) for line, (path, label) in enumerate(pairs, start=1))
+        report[split] = write_split(samples, out / split, config, "single", len(wnids), len(pairs))
+    write_classes(out / CLASSES_FILE, [(i, wnid, name) for i, (wnid, name) in enumerate(zip(wnids, names))])
+    return report
+
+
+def read_sample(root: Path, path: Path, label: int, line: int) -> ImageSample:
+    """One image file as a sample; its source is the ImageNet id (``n01440764/x.JPEG``)."""
+    relative = path.relative_to(root).as_posix()
+    source = relative.split("/", 1)[1]
+    return ImageSample(where=relative, line=line, source=source, data=path.read_bytes(), labels=(label,),
+                       confidences=(1.0,))

@@ -1,0 +1,215 @@
+"""MLflow runs, lineage tags and checkpoints as LoggedModels.
+
+Every training run is found again by a deterministic key (a hash of its params and output
+folder), so a restarted command resumes the same MLflow run instead of opening a new one. Each
+kept checkpoint becomes a Keras-flavor LoggedModel at its step, with that step's metrics linked,
+so checkpoints can be compared side by side in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow
+import yaml
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+RUN_KEY_TAG = "mlimages.run_key"
+CHECKPOINT_NAME = "checkpoint"
+CLASSES_ARTIFACT_DIR = "classes"
+
+_log = logging.getLogger(__name__)
+
+
+def configure_tracking(default_uri: str = DEFAULT_TRACKING_URI) -> str:
+    """Point MLflow at the tracking store: `MLFLOW_TRACKING_URI` if set, else a local SQLite file.
+
+    The file store is deprecated in MLflow 3, so the default is ``sqlite:///mlflow.db`` in the
+    working directory. Returns the URI in use.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_uri
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def lineage_tags(repo: str | Path = ".", lock_file: str | Path = "dvc.lock") -> dict[str, str]:
+    """Tags tying a run to its code and data: git commit, dirty flag, DVC output hashes.
+
+    Args:
+        repo: a folder inside the git work tree.
+        lock_file: the `dvc.lock` file; its stage outputs become ``data.<stage>.<path>`` tags.
+
+    Returns:
+        ``{"git_commit": ..., "git_dirty": "true"|"false", "data.<stage>.<path>": md5, ...}``;
+        git values are ``"unknown"`` outside a git work tree.
+    """
+    commit = _git(repo, "rev-parse", "HEAD")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    tags = {
+        "git_commit": commit or "unknown",
+        "git_dirty": "unknown" if commit is None else str(bool(status)).lower(),
+    }
+    tags.update(read_data_hashes(lock_file))
+    return tags
+
+
+def read_data_hashes(lock_file: str | Path) -> dict[str, str]:
+    """The md5 of every stage output listed in `dvc.lock`, keyed ``data.<stage>.<path>``."""
+    path = Path(lock_file)
+    if not path.is_file():
+        return {}
+    lock = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    hashes = {}
+    for stage, body in (lock.get("stages") or {}).items():
+        for out in (body or {}).get("outs") or []:
+            if "md5" in out:
+                hashes[_tag_key(f"data.{stage}.{out['path']}")] = str(out["md5"])
+    return hashes
+
+
+def _tag_key(key: str) -> str:
+    # MLflow keys allow alphanumerics, _ - . space / : only (foreach stages are named "stage@item").
+    return re.sub(r"[^\w\-. /:]", ".", key)
+
+
+def _git(repo: str | Path, *args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def make_run_key(params: Mapping[str, Any], output_dir: str | Path) -> str:
+    """A deterministic key for "the same command": hash of the params and the output folder."""
+    payload = json.dumps({"params": params, "output_dir": str(Path(output_dir).resolve())}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = None,
+                        tags: Mapping[str, str] | None = None) -> mlflow.ActiveRun:
+    """Start a run tagged with `run_key`, or reopen the existing run that carries it.
+
+    Args:
+        experiment: experiment name (created when missing).
+        run_key: from `make_run_key`; the newest run with this tag is resumed.
+        run_name: shown in the UI for a new run.
+        tags: set on the run (again on resume, so lineage reflects the latest code).
+
+    Returns:
+        The active run (use as a context manager).
+    """
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    found = mlflow.search_runs(
+        [experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
+        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+    )
+    if found:
+        _log.info("resuming MLflow run %s", found[0].info.run_id)
+        run = mlflow.start_run(run_id=found[0].info.run_id)
+    else:
+        run = mlflow.start_run(run_name=run_name, tags={RUN_KEY_TAG: run_key})
+    if tags:
+        mlflow.set_tags(dict(tags))
+    return run
+
+
+def log_flat_params(params: Mapping[str, Any], prefix: str = "") -> None:
+    """Log nested params as flat ``section.key`` params (lists as JSON)."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            for inner, inner_value in value.items():
+                flat[f"{prefix}{key}.{inner}"] = inner_value
+        else:
+            flat[f"{prefix}{key}"] = value
+    mlflow.log_params({k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in flat.items()})
+
+
+def last_logged_step(run_id: str) -> int:
+    """The highest step of any metric already logged in `run_id` (-1 when none).
+
+    A resumed run repeats the steps between its last checkpoint and the kill; metrics for steps
+    up to this value were already logged and are skipped, so no metric step appears twice.
+    """
+    client = mlflow.MlflowClient()
+    keys = client.get_run(run_id).data.metrics.keys()
+    steps = [m.step for key in keys for m in client.get_metric_history(run_id, key)]
+    return max(steps, default=-1)
+
+
+def log_classes_file(path: str | Path) -> str:
+    """Log `classes.tsv` into the run; returns its artifact path (for the checkpoint tag)."""
+    mlflow.log_artifact(str(path), CLASSES_ARTIFACT_DIR)
+    return f"{CLASSES_ARTIFACT_DIR}/{Path(path).name}"
+
+
+def log_dataset_input(folder: str | Path, context: str) -> None:
+    """Record a TFRecord folder as a run input (name, digest from its index.json, location)."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    folder = Path(folder).resolve()
+    index = folder / "index.json"
+    digest = hashlib.sha256(index.read_bytes()).hexdigest()[:16] if index.is_file() else None
+    dataset = MetaDataset(resolve_dataset_source(str(folder)), name=f"{folder.parent.name}/{folder.name}", digest=digest)
+    mlflow.log_input(dataset, context=context)
+
+
+def logged_checkpoint_steps(run_id: str) -> set[int]:
+    """Steps whose checkpoint is already a LoggedModel of `run_id` (so a resume does not log twice)."""
+    run = mlflow.get_run(run_id)
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+    )
+    return {int(m.tags["mlimages.step"]) for m in models if "mlimages.step" in m.tags}
+
+
+def log_checkpoint(model, step: int, task: str, metrics: Mapping[str, float],
+                   classes_file: str | None = None, tags: Mapping[str, str] | None = None) -> str:
+    """Log `model` as a Keras-flavor LoggedModel at `step`, linked to that step's metrics.
+
+    The metrics are logged in the run at `step` first; `mlflow.keras.log_model(step=...)` then
+    links every run metric of that step to the new LoggedModel.
+
+    Args:
+        model: the Keras classifier (logits).
+        step: the global training step of the checkpoint.
+        task: ``"pretrain"`` or ``"finetune"``.
+        metrics: metric values at `step` (already-logged ones are linked too).
+        classes_file: artifact path of classes.tsv in the run.
+        tags: extra LoggedModel tags.
+
+    Returns:
+        The LoggedModel id (``models:/<id>`` loads it).
+    """
+    if metrics:
+        mlflow.log_metrics(dict(metrics), step=step)
+    model_tags = {"mlimages.step": str(step), "mlimages.task": task, **(tags or {})}
+    if classes_file:
+        model_tags["mlimages.classes_file"] = classes_file
+    info = mlflow.keras.log_model(
+        model, name=CHECKPOINT_NAME, step=step, tags=model_tags, pip_requirements=_pip_requirements()
+    )
+    return info.model_id
+
+
+def _pip_requirements() -> list[str]:
+    # Stated explicitly: inferring them loads the model in a subprocess, seconds per checkpoint.
+    from importlib import metadata
+
+    names = ["mlflow", "keras", "tensorflow-cpu", "tensorflow", "pillow", "numpy"]
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return found

@@ -1,0 +1,136 @@
+"""The `pretrain:` and `finetune:` sections of params.yaml, as frozen dataclasses.
+
+Both tasks share `TrainConfig` (network, duration, optimizer, schedule, input, precision,
+distribution, logging); `PretrainConfig` adds the adaptive loss settings, `FinetuneConfig` the
+label smoothing, stage freezing and the late switch to a larger resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mlimages.errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings common to pretraining and finetuning.
+
+    Attributes:
+        depth: ResNet depth, 50, 101 or 152.
+        blocks_per_stage: block counts overriding `depth` (cut-down networks for tests only).
+        width_multiplier: scales every layer's channels (1.0 = the paper's network).
+        image_size: training crop side in pixels.
+        batch_size: global batch size (split over devices and workers).
+        steps / epochs: duration; exactly one is set (an epoch is count // batch_size steps).
+        schedule: ``paper`` (geometric warmup + step decay) or ``cosine`` (linear warmup).
+        base_lr: rate after warmup (paper) or peak rate (cosine).
+        warmup_lr, warmup_factor, warmup_interval_steps, warmup_steps: the warmup.
+        decay_steps, decay_factor, num_decays: the paper schedule's step decay.
+        momentum: SGD momentum.
+        weight_decay: L2 factor on every weight but batch-norm ones.
+        area_range, aspect_range, flip: random training crops.
+        crop_fraction: centre crop fraction of validation.
+        shuffle_buffer: training shuffle buffer (examples).
+        seed: seed of data order, crops and negative sampling.
+        precision: ``float32``, ``mixed_float16`` (with loss scaling) or ``mixed_bfloat16``.
+        xla: compile the forward and backward pass with XLA.
+        strategy: ``default`` (one device), ``mirrored`` (all local devices),
+            ``multi_worker`` (cluster from the TF_CONFIG environment variable).
+        log_every_steps: loss, learning rate and images/s are logged this often.
+        checkpoint_every_steps: extra checkpoints between epoch ends (0: epoch ends only).
+        keep_checkpoints: how many checkpoints are kept on disk.
+        val_examples: size of the validation subset evaluated at each epoch end.
+        val_batch_size: batch size of validation.
+        experiment: MLflow experiment name.
+    """
+
+    depth: int = 101
+    blocks_per_stage: tuple[int, ...] | None = None
+    width_multiplier: float = 1.0
+    image_size: int = 224
+    batch_size: int = 64
+    steps: int | None = None
+    epochs: int | None = None
+    schedule: Literal["paper", "cosine"] = "paper"
+    base_lr: float = 0.08
+    warmup_lr: float = 0.01
+    warmup_factor: float = 1.297
+    warmup_interval_steps: int = 4400
+    warmup_steps: int = 35200
+    decay_steps: int = 110000
+    decay_factor: float = 0.1
+    num_decays: int = 4
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    area_range: tuple[float, float] = (0.7, 1.0)
+    aspect_range: tuple[float, float] = (0.75, 1.333)
+    flip: bool = True
+    crop_fraction: float = 0.875
+    shuffle_buffer: int = 4096
+    seed: int = 0
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    xla: bool = False
+    strategy: Literal["default", "mirrored", "multi_worker"] = "default"
+    log_every_steps: int = 50
+    checkpoint_every_steps: int = 0
+    keep_checkpoints: int = 3
+    val_examples: int = 1000
+    val_batch_size: int = 64
+    experiment: str = "mlimages"
+
+
+@dataclass(frozen=True)
+class PretrainConfig(TrainConfig):
+    """Multi-label pretraining with the paper's adaptive loss.
+
+    Attributes:
+        loss: ``adaptive`` (the paper's re-weighted loss) or ``sigmoid`` (plain, for comparison).
+        pos_weight: weight of positive labels (eta, 12).
+        mask_thres: confidence from which a label counts as positive for the counters (tau, 0.7).
+        neg_select: probability that an absent class is trained as a negative in a step (q).
+    """
+
+    loss: Literal["adaptive", "sigmoid"] = "adaptive"
+    pos_weight: float = 12.0
+    mask_thres: float = 0.7
+    neg_select: float = 0.1
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(TrainConfig):
+    """Single-label finetuning from a pretrained backbone (or from scratch).
+
+    Attributes:
+        label_smoothing: epsilon of the softmax cross-entropy.
+        freeze_stages: freeze the stem and the first two stages (the original's FixBlock2).
+        final_size: training size of the last `final_size_epochs` epochs (the paper's 224 -> 299).
+        final_size_epochs: how many final epochs train at `final_size` (0: never switch).
+    """
+
+    label_smoothing: float = 0.0
+    freeze_stages: bool = False
+    final_size: int = 299
+    final_size_epochs: int = 0
+
+
+def check_duration(cfg: TrainConfig, section: str) -> None:
+    """Exactly one of `steps` and `epochs` must be set and positive."""
+    if (cfg.steps is None) == (cfg.epochs is None):
+        raise InputError("set exactly one of 'steps' and 'epochs'", f"params.yaml: {section}")
+    if (cfg.steps or cfg.epochs) < 1:
+        raise InputError("the training duration must be >= 1", f"params.yaml: {section}")
+
+
+def count_total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The run's length in steps, from `steps` or `epochs`."""
+    return cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+
+
+def find_size_switch_step(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> int:
+    """First step trained at `final_size` (== total_steps when there is no switch)."""
+    epochs = getattr(cfg, "final_size_epochs", 0)
+    if not epochs:
+        return total_steps
+    return max(0, total_steps - epochs * steps_per_epoch)

@@ -1,0 +1,37 @@
+"""build_tfrecords stage: one split of downloaded image shards -> TFRecord shards + index.json.
+
+    python pipelines/build_tfrecords.py --images data/images/train --hierarchy H \
+        --out data/tfrecords/ml-images/train --report reports/tfrecords/ml-images-train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from mlimages.errors import exit_on_input_error
+from mlimages.records.build import build_ml_images, write_report
+from mlimages.records.config import load_records_config
+
+
+@exit_on_input_error
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", required=True, help="folder of NNNNN.tar image shards (one split)")
+    parser.add_argument("--hierarchy", required=True, help="dictionary_and_semantic_hierarchy.txt")
+    parser.add_argument("--out", required=True, help="split folder to write")
+    parser.add_argument("--report", required=True, help="JSON report: counts, skipped images, shards")
+    parser.add_argument("--legacy-dense-labels", action="store_true",
+                        help="also store the dense float32 label vector (for readers of the original layout)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    config = load_records_config()
+    report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels)
+    write_report(args.report, report)
+    logging.info("%d records written, %d images skipped %s", report["written"], report["skipped"],
+                 report["skipped_by_reason"] or "")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""DVC stage download_images: fetch one split's images into shard archives.
+
+    python pipelines/download_images.py --list data/lists/val.tsv --out data/images/val \
+        --report reports/download/val.json [--shard-index I --num-shards N] [--retry-failures] [--force]
+
+Rerunning the same command resumes: finished lines are skipped, retryable failures are retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from mlimages.config import load_params
+from mlimages.download import DownloadConfig, download
+from mlimages.errors import exit_on_input_error
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", required=True, type=Path, help="prepared list (source<TAB>class:confidence ...)")
+    parser.add_argument("--out", required=True, type=Path, help="shard folder, e.g. data/images/train")
+    parser.add_argument("--report", required=True, type=Path, help="JSON metrics file")
+    parser.add_argument("--shard-index", type=int, default=0, help="this worker's index (with --num-shards)")
+    parser.add_argument("--num-shards", type=int, default=1, help="workers sharing the list; each takes every N-th shard")
+    parser.add_argument("--retry-failures", action="store_true", help="also retry permanent failures")
+    parser.add_argument("--force", action="store_true", help="discard shards made with other download settings")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+    return parser.parse_args(argv)
+
+
+@exit_on_input_error
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = load_params("download", DownloadConfig, args.params)
+    report = download(
+        args.list, args.out, args.report, config,
+        shard_index=args.shard_index, num_shards=args.num_shards,
+        retry_failures=args.retry_failures, force=args.force,
+    )
+    return 0 if report["lines"] == 0 or report["ok"] > 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Evaluate checkpoints, record the results and move `champion` (MLproject entry point `evaluate`).
+
+    python pipelines/evaluate.py --model-uri runs:/RUN_ID --out reports/eval/finetune.json
+    python pipelines/evaluate.py --model-uri models:/mlimages-resnet101-imagenet/3 --records data/tfrecords/imagenet/val
+
+`--model-uri` takes a training run (every kept checkpoint is registered, then evaluated), a
+LoggedModel (models:/m-ID), or a registered version (models:/NAME/VERSION, models:/NAME@ALIAS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import mlflow
+
+from mlimages.config import load_params
+from mlimages.errors import exit_on_input_error
+from mlimages.evaluate import EvaluateConfig, evaluate_uri, trainable_classes
+from mlimages.registry import RegistryConfig
+from mlimages.stats import StatsConfig
+from mlimages.tracking import configure_tracking, lineage_tags
+
+
+@exit_on_input_error
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-uri", required=True, help="runs:/RUN_ID, models:/m-ID, models:/NAME/VERSION or @ALIAS")
+    parser.add_argument("--records", default="", help="record folder; default by task (ml-images or imagenet val)")
+    parser.add_argument("--train-records", default="", help="multi-label training records: adds *_trainable metrics")
+    parser.add_argument("--out", default="reports/eval.json", help="JSON file of the results")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = load_params("evaluate", EvaluateConfig, args.params)
+    registry_cfg = load_params("registry", RegistryConfig, args.params)
+    trainable = None
+    if args.train_records:
+        min_images = load_params("stats", StatsConfig, args.params).trainable_min_images
+        trainable = trainable_classes(args.train_records, min_images)
+    configure_tracking()
+    if not any(os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")):
+        mlflow.set_experiment("mlimages")
+    with mlflow.start_run(run_name="evaluate"):
+        mlflow.set_tags(lineage_tags())
+        mlflow.log_params({"model_uri": args.model_uri, **{f"evaluate.{k}": v for k, v in vars(cfg).items()}})
+        results = evaluate_uri(args.model_uri, cfg, registry_cfg, args.records or None, trainable)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite({"model_uri": args.model_uri, "results": results}), indent=2)
+    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def _finite(value):
+    """JSON has no NaN (mAP of a split without positives): write null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

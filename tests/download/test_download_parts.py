@@ -1,0 +1,124 @@
+"""The small parts of the downloader, tested on their own."""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import json
+import logging
+import threading
+import time
+
+import pytest
+from conftest import FAST, make_jpeg, run_download
+
+from mlimages.config import load_params
+from mlimages.download import DownloadConfig
+from mlimages.download.fetch import parse_retry_after_s
+from mlimages.download.hosts import HostGate
+from mlimages.download.progress import Progress
+from mlimages.download.run import count_wanted_lines
+from mlimages.download.sources import make_key
+from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
+from mlimages.errors import InputError
+
+
+def test_params_section_loads_and_bad_values_name_the_field(tmp_path):
+    config = load_params("download", DownloadConfig)  # the repository's params.yaml
+    assert config.samples_per_shard >= 1 and config.limits.max_pixels == config.max_pixels
+    params = tmp_path / "params.yaml"
+    params.write_text("download:\n  concurrency: 0\n")
+    with pytest.raises(InputError, match="download.concurrency"):
+        load_params("download", DownloadConfig, params)
+    params.write_text("download:\n  threads: 4\n")
+    with pytest.raises(InputError, match="unknown key"):
+        load_params("download", DownloadConfig, params)
+
+
+def test_keys_are_hex_digests_of_the_whole_source():
+    keys = {make_key(s) for s in ["http://a/x.jpg", "http://a/x.jpg?", "http://b/x.jpg", "http://a/../x.jpg"]}
+    assert len(keys) == 4 and all(len(k) == 32 and set(k) <= set("0123456789abcdef") for k in keys)
+    assert make_key("http://a/x.jpg") == make_key("http://a/x.jpg")
+
+
+def test_retry_after_seconds_and_http_date():
+    assert parse_retry_after_s("7") == 7.0
+    assert parse_retry_after_s(None) is None and parse_retry_after_s("soon") is None
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= parse_retry_after_s(when) <= 31
+
+
+def test_host_gate_caps_concurrency_per_host_and_backs_off():
+    gate, active, peak, lock = HostGate(2), {"a": 0, "b": 0}, {"a": 0, "b": 0}, threading.Lock()
+
+    def request(host):
+        with gate.slot(host):
+            with lock:
+                active[host] += 1
+                peak[host] = max(peak[host], active[host])
+            time.sleep(0.05)
+            with lock:
+                active[host] -= 1
+
+    threads = [threading.Thread(target=request, args=(h,)) for h in "aaaaaab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak == {"a": 2, "b": 1}
+    gate.back_off("a", 0.3)
+    start = time.monotonic()
+    with gate.slot("b"):
+        assert time.monotonic() - start < 0.1  # other hosts are not held up
+    with gate.slot("a"):
+        assert time.monotonic() - start >= 0.29
+
+
+def test_scan_samples_stops_at_the_last_complete_pair():
+    buffer = io.BytesIO()
+    for line in (1, 2, 3):
+        write_sample(buffer, f"k{line}", make_jpeg(line), {"key": f"k{line}", "line": line})
+    complete = buffer.getvalue()
+    for cut, expected in [(len(complete), [1, 2, 3]), (len(complete) - 600, [1, 2]), (700, [])]:
+        samples, end = scan_samples(io.BytesIO(complete[:cut]))
+        assert [m["line"] for m in samples] == expected
+        assert scan_samples(io.BytesIO(complete[:end]))[1] == end
+    samples, end = scan_samples(io.BytesIO(complete + END_OF_ARCHIVE))
+    assert len(samples) == 3 and end == len(complete)
+
+
+def test_counting_lines_for_a_worker(tmp_path):
+    path = tmp_path / "list.tsv"
+    path.write_text("x\n" * 25)
+    assert count_wanted_lines(path, 10, 0, 1) == 25
+    assert [count_wanted_lines(path, 10, i, 2) for i in (0, 1)] == [15, 10]
+    path.write_text("x\n" * 24 + "x")  # no newline at the end
+    assert count_wanted_lines(path, 10, 0, 3) == 10 and count_wanted_lines(path, 10, 2, 3) == 5
+
+
+def test_high_recent_failure_rate_warns(caplog):
+    progress = Progress(total_lines=100, window=10, warning_rate=0.5)
+    with caplog.at_level(logging.WARNING, logger="mlimages.download.progress"):
+        for status in ["ok"] * 10 + ["dns"] * 4:
+            progress.add(status)
+        assert not caplog.records  # 40%: below the threshold
+        for status in ["dns"] * 4:
+            progress.add(status)
+    progress.close()
+    assert len(caplog.records) == 1 and "50% of the last 10 fetches failed (dns 5)" in caplog.text  # once, not per line
+
+
+def test_report_file_counts_outcomes(server, tmp_path):
+    server.routes["/gone"] = lambda h, n: h.send_body(410, b"", "text/plain")
+    outcome = run_download(tmp_path, [server.url("/ok/a.jpg"), server.url("/gone"), server.url("/ok/b.jpg")])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report == outcome.report
+    assert (report["lines"], report["ok"], report["failed"], report["by_status"]) == (3, 2, 1, {"gone": 1})
+    assert report["success_rate"] == pytest.approx(2 / 3, abs=1e-6)
+    assert report["bytes"] == sum(len(data) for data in outcome.images.values()) and report["run"]["fetched"] == 3
+
+
+def test_fast_settings_are_valid():
+    assert FAST.watchdog_s > FAST.deadline_s + FAST.read_timeout_s
+    with pytest.raises(InputError, match="watchdog_s"):
+        DownloadConfig(deadline_s=10, read_timeout_s=5, watchdog_s=12)

@@ -1,0 +1,101 @@
+"""The ImageNet builder on a tiny ILSVRC-style folder, in both val layouts."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from mlimages.errors import InputError
+from mlimages.records.config import RecordsConfig
+from mlimages.records.imagenet import build_imagenet, load_imagenet_dictionary
+from mlimages.records.reader import iter_records, list_shards, read_index
+
+from .fakes import make_jpeg
+
+WNIDS = ["n01440764", "n01443537", "n02102040"]  # sorted: the class order
+NAMES = ["tench Tinca tinca", "goldfish Carassius auratus", "English springer"]
+CONFIG = RecordsConfig(shorter_side=16, shard_bytes=1 << 20, min_shards=2, num_workers=2)
+
+
+def make_root(root, flat_val: str | None = None):
+    """3 classes x 3 train images (one broken), 2 val images per class; folders created out of order."""
+    for c, wnid in reversed(list(enumerate(WNIDS))):
+        for i in range(3):
+            path = root / "train" / wnid / f"{wnid}_{i}.JPEG"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(make_jpeg(24 + c, 20, seed=10 * c + i))
+        for i in range(2):
+            name = f"ILSVRC2012_val_{2 * c + i:08d}.JPEG"
+            path = root / "val" / (name if flat_val else f"{wnid}/{name}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(make_jpeg(20, 20 + c, seed=100 + 2 * c + i))
+    (root / "train" / WNIDS[1] / "broken.JPEG").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    dictionary = root / "dictionary.txt"
+    dictionary.write_text("".join(f"{i}\t{n.replace(' ', chr(9))}\n" for i, n in enumerate(NAMES)))
+    if flat_val == "txt":  # wnids and class indices both accepted
+        (root / "val_labels.txt").write_text("".join(
+            f"ILSVRC2012_val_{2 * c + i:08d}.JPEG {WNIDS[c] if i else c}\n" for c in range(3) for i in range(2)))
+    elif flat_val == "csv":
+        (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "".join(
+            f"ILSVRC2012_val_{2 * c + i:08d},{WNIDS[c]} 1 2 3 4 {WNIDS[c]} 5 6 7 8\n" for c in range(3) for i in range(2)))
+    return dictionary
+
+
+def read_split(folder):
+    return list(iter_records(list_shards(folder)))
+
+
+@pytest.mark.parametrize("flat_val", [None, "txt", "csv"])
+def test_builds_single_label_train_and_val(tmp_path, flat_val):
+    dictionary = make_root(tmp_path / "imagenet", flat_val)
+    report = build_imagenet(tmp_path / "imagenet", dictionary, tmp_path / "out", CONFIG)
+    train, val = read_split(tmp_path / "out" / "train"), read_split(tmp_path / "out" / "val")
+    assert len(train) == 9 and report["train"]["skipped_by_reason"] == {"not_image": 1}
+    assert report["train"]["skipped_samples"][0]["where"] == f"train/{WNIDS[1]}/broken.JPEG"
+    for record in train:  # label = position of the folder's wnid in sorted order
+        assert record.labels == (WNIDS.index(record.filename.split("/")[0]),) and record.confidences == (1.0,)
+        assert min(Image.open(io.BytesIO(record.image)).size) == 16
+    assert sorted(r.filename for r in train) != [r.filename for r in train]  # shuffled ...
+    assert [r.labels[0] for r in val] == [0, 0, 1, 1, 2, 2]  # ... val kept in order
+    assert val[0].filename.endswith("ILSVRC2012_val_00000000.JPEG")
+    index = read_index(tmp_path / "out" / "val")
+    assert (index["label_kind"], index["num_classes"], index["count"]) == ("single", 3, 6)
+    classes = (tmp_path / "out" / "classes.tsv").read_text().splitlines()
+    assert classes == [f"{i}\t{w}\t{n}" for i, (w, n) in enumerate(zip(WNIDS, NAMES))]
+
+
+def test_same_root_gives_identical_shards(tmp_path):
+    dictionary = make_root(tmp_path / "imagenet")
+    build_imagenet(tmp_path / "imagenet", dictionary, tmp_path / "a", CONFIG)
+    build_imagenet(tmp_path / "imagenet", dictionary, tmp_path / "b", CONFIG)
+    for split in ("train", "val"):
+        for shard in read_index(tmp_path / "a" / split)["shards"]:
+            assert (tmp_path / "a" / split / shard["file"]).read_bytes() == \
+                (tmp_path / "b" / split / shard["file"]).read_bytes()
+
+
+def test_dictionary_format_and_mismatches_are_input_errors(tmp_path, shared_data):
+    names = load_imagenet_dictionary(shared_data / "imagenet2012_dictionary.txt")
+    assert len(names) == 1000 and names[0] == "tench Tinca tinca" and names[1] == "goldfish Carassius auratus"
+    dictionary = make_root(tmp_path / "imagenet", flat_val="txt")
+    dictionary.write_text("0\ttench\n1\tgoldfish\n")
+    with pytest.raises(InputError, match="2 class names but 3 class folders"):
+        build_imagenet(tmp_path / "imagenet", dictionary, tmp_path / "out", CONFIG)
+    dictionary.write_text("0\ttench\n2\tgoldfish\n")
+    with pytest.raises(InputError, match="expected '1<TAB>name words'") as error:
+        load_imagenet_dictionary(dictionary)
+    assert error.value.where.endswith("dictionary.txt:2")
+
+
+def test_flat_val_needs_a_label_for_every_image(tmp_path):
+    dictionary = make_root(tmp_path / "imagenet", flat_val="txt")
+    truth = tmp_path / "imagenet" / "val_labels.txt"
+    truth.write_text("\n".join(truth.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(InputError, match="no ground-truth label for ILSVRC2012_val_00000005.JPEG"):
+        build_imagenet(tmp_path / "imagenet", dictionary, tmp_path / "out", CONFIG)
+    truth.unlink()
+    with pytest.raises(InputError, match="flat val/ needs a ground-truth file"):
+        build_imagenet(tmp_path / "imagenet", dictionary, tmp_path / "out", CONFIG)
+    assert not (tmp_path / "out").exists()  # the layout is checked before anything is written
