@@ -16,8 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
+# Stage and entry-point commands say `python ...`: the virtualenv's scripts come first on PATH.
 demo: venv
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/demo.py
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -13,7 +13,7 @@ A step is `train_on_batch` with SGD (momentum 0.9) and softmax cross-entropy ove
 synthetic batch; the first steps (graph building, compilation) are timed apart and not counted.
 
     python benchmarks/bench_train_step.py            # batch 32 at 224 px, 10 timed steps
-    python benchmarks/bench_train_step.py --quick    # batch 8 at 128 px, 3 timed steps (a few minutes)
+    python benchmarks/bench_train_step.py --quick    # batch 8 at 128 px, 2 timed steps (a few minutes)
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def format_body(results: list[dict], args: argparse.Namespace) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="batch 8 at 128 px, 3 timed steps")
+    parser.add_argument("--quick", action="store_true", help="batch 8 at 128 px, 2 timed steps")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=10)
@@ -133,7 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--policy", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.size, args.steps, args.warmup = 8, 128, 3, 2
+        args.batch, args.size, args.steps, args.warmup = 8, 128, 2, 1
     return args
 
 

@@ -39,10 +39,16 @@ class ImageHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        pass  # clients giving up (timeouts, closed connections) are part of the benchmark
+
+
 def serve(image_paths: list[str], latency_s: float, slow_s: float, ports) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ImageHandler)
-    server.daemon_threads = True
-    server.request_queue_size = 128
+    server = QuietServer(("127.0.0.1", 0), ImageHandler)
     server.images = [Path(p).read_bytes() for p in image_paths]
     server.latency_s, server.slow_s = latency_s, slow_s
     ports.put(server.server_port)

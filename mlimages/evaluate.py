@@ -176,7 +176,7 @@ def evaluate_uri(model_uri: str, cfg: EvaluateConfig, registry_cfg, records: str
     Returns:
         One dict per version: name, version, step, task, records, protocol, metrics, champion.
     """
-    from mlimages.registry import record_evaluation, resolve_versions
+    from mlimages.registry import resolve_versions
 
     results = []
     for version in resolve_versions(model_uri, registry_cfg):
@@ -207,3 +207,20 @@ def evaluate_version(version, cfg: EvaluateConfig, registry_cfg, records: str | 
     champion = record_evaluation(version.name, version.version, finite, protocol, registry_cfg.champion_metric(task))
     return {"name": version.name, "version": int(version.version), "step": step, "task": task, "records": str(folder),
             "images": count, "protocol": protocol, "metrics": values, "champion": champion}
+
+
+def write_results(path: str | Path, model_uri: str, results: list[dict]) -> None:
+    """The JSON metrics file (a DVC/CI-friendly copy of what went to MLflow); NaN becomes null."""
+    import json
+    import math
+
+    def finite(value):
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(finite({"model_uri": model_uri, "results": results}), indent=2)
+    Path(path).write_text(text + "\n", encoding="utf-8")

@@ -163,11 +163,14 @@ def _crop_fraction(params: dict[str, str]) -> float:
 
 
 def training_data(run) -> str:
-    """``name@digest`` of the run's training dataset inputs ("unknown" when none was logged)."""
+    """``name@digest`` of the run's training inputs, plus the finetune source ("from scratch")."""
     inputs = getattr(run.inputs, "dataset_inputs", None) or []
     names = [f"{d.dataset.name}@{d.dataset.digest}" for d in inputs
              if any(t.key == "mlflow.data.context" and t.value in ("train", "training") for t in d.tags)]
-    return ", ".join(names) or "unknown"
+    text = ", ".join(names) or "unknown"
+    if "init_model" in run.data.params:  # finetuning: say where the backbone came from
+        text += f" from {run.data.params['init_model'] or 'scratch'}"
+    return text
 
 
 def fetch_classes_file(run_id: str, artifact_path: str | None, folder: str, num_classes: int) -> Path:

@@ -95,7 +95,9 @@ def fit(task: str, cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path,
         manager = _make_manager(checkpoint, state, out_dir, run)
         if resuming:
             checkpoint.restore(tf.train.latest_checkpoint(str(out_dir / "checkpoints"))).assert_existing_objects_matched()
-            _log.info("resumed from step %d", int(state.step.numpy()))
+            _log.info("resumed from step %d (optimizer iterations %d, positive-counter sum %.1f)",
+                      int(state.step.numpy()), int(state.optimizer.iterations.numpy()),
+                      float(tf.reduce_sum(state.pos_counts)))
         if not run.chief:
             return _train(run, state, manager, train_dir, out_dir)
         params = {"task": task, **dataclasses.asdict(cfg), "train_dir": str(train_dir), "val_dir": str(val_dir),
@@ -173,9 +175,10 @@ def _train(run: _Run, state, manager, train_dir, out_dir: Path, run_id: str | No
         step += 1
         if not math.isfinite(loss):
             _stop_diverged(run, step, loss, manager)
-        if step % run.cfg.log_every_steps == 0 or step == run.total_steps:
+        checkpoint_step = _is_checkpoint_step(run, step)
+        if step % run.cfg.log_every_steps == 0 or checkpoint_step:
             last_log = _log_progress(run, state, step, loss, last_log)
-        if _is_checkpoint_step(run, step):
+        if checkpoint_step:
             state.step.assign(step)
             metrics = _validate_and_save(run, state, manager, step, loss)
     return _finish(run, state, out_dir, step, metrics, run_id)
@@ -203,20 +206,25 @@ def _log_progress(run: _Run, state, step: int, loss: float, last_log: tuple) -> 
 
 
 def _validate_and_save(run: _Run, state, manager, step: int, loss: float) -> dict:
+    # A step's loss is computed before its update: the update itself may have broken the weights.
+    if not all(bool(tf.reduce_all(tf.math.is_finite(v.value))) for v in state.model.trainable_variables):
+        _stop_diverged(run, step, float("nan"), manager, "the weights")
     metrics = {"loss": loss}
     if run.chief:
         size = _input_config(run, step - 1).image_size
-        metrics.update(validate(state.model, run.val_files, run.cfg, run.task, run.num_classes, size))
-        _log.info("step %d validation %s", step, {k: round(v, 4) for k, v in metrics.items()})
+        validation = validate(state.model, run.val_files, run.cfg, run.task, run.num_classes, size)
+        _log.info("step %d validation %s", step, {k: round(v, 4) for k, v in validation.items()})
+        metrics.update(validation)
     manager.save(checkpoint_number=step)
     if run.chief and step not in run.logged_steps:
-        tracking.log_checkpoint(state.model, step, run.task, metrics if step > run.log_floor else {},
+        # the loss of this step is logged already; log_model links every metric of the step
+        tracking.log_checkpoint(state.model, step, run.task, validation if step > run.log_floor else {},
                                 run.classes_file, {"mlimages.epoch": f"{step / run.steps_per_epoch:.2f}"})
     return metrics
 
 
-def _stop_diverged(run: _Run, step: int, loss: float, manager) -> None:
-    message = (f"training diverged: loss is {loss} at step {step}; "
+def _stop_diverged(run: _Run, step: int, loss: float, manager, what: str = "loss") -> None:
+    message = (f"training diverged: {what} {'are' if what != 'loss' else 'is'} {loss} at step {step}; "
                f"the last good checkpoint is kept: {manager.latest_checkpoint or 'none yet'}")
     if run.chief:
         import mlflow

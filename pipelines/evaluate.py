@@ -10,18 +10,15 @@ LoggedModel (models:/m-ID), or a registered version (models:/NAME/VERSION, model
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import os
 import sys
-from pathlib import Path
 
 import mlflow
 
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.evaluate import EvaluateConfig, evaluate_uri, trainable_classes
+from mlimages.evaluate import EvaluateConfig, evaluate_uri, trainable_classes, write_results
 from mlimages.registry import RegistryConfig
 from mlimages.stats import StatsConfig
 from mlimages.tracking import configure_tracking, lineage_tags
@@ -50,19 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         mlflow.set_tags(lineage_tags())
         mlflow.log_params({"model_uri": args.model_uri, **{f"evaluate.{k}": v for k, v in vars(cfg).items()}})
         results = evaluate_uri(args.model_uri, cfg, registry_cfg, args.records or None, trainable)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite({"model_uri": args.model_uri, "results": results}), indent=2)
-    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    write_results(args.out, args.model_uri, results)
     return 0
-
-
-def _finite(value):
-    """JSON has no NaN (mAP of a split without positives): write null."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ COMMANDS = [
     ("hierarchy", "mlimages.cli.hierarchy", "inspect a semantic hierarchy file"),
     ("import-tf1", "mlimages.cli.import_tf1", "convert a released TF1 checkpoint to a .keras model"),
     ("records", "mlimages.cli.records", "convert and inspect TFRecord folders"),
+    ("registry", "mlimages.cli.registry", "list registered checkpoints with their metrics"),
+    ("classify", "mlimages.cli.classify", "top-k class names and probabilities of images (TSV)"),
+    ("features", "mlimages.cli.features", "pooled features of images to .npy or .parquet"),
 ]
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
+import itertools
 import json
 from pathlib import Path
+from typing import Iterable
 
 from mlimages.errors import InputError
 
@@ -24,6 +27,7 @@ def register(subparsers) -> None:
 
     inspect = commands.add_parser("inspect", help="counts and labels of a records folder or file")
     inspect.add_argument("path", help="a split folder (with index.json) or one .tfrecord(s) file, ours or legacy")
+    inspect.add_argument("--limit", type=int, default=None, help="read only the first N records")
     inspect.add_argument("--top", type=int, default=10, help="how many of the most frequent labels to list")
     inspect.add_argument("--verify", action="store_true", help="check sizes, sha256 and counts against index.json")
     inspect.add_argument("--json", action="store_true", help="print JSON for machines")
@@ -51,10 +55,12 @@ def run_inspect(args: argparse.Namespace) -> int:
         index, files, layout = None, [path], None
     else:
         raise InputError("no such folder or file", str(path))
-    records = []
-    for serialized in iter_serialized(files):
-        layout = layout or ("legacy" if is_legacy_example(serialized) else "mlimages")
-        records.append(decode_legacy_example(serialized, str(path)) if layout == "legacy" else decode_example(serialized))
+    stream = itertools.islice(iter_serialized(files), args.limit)
+    first = next(stream, None)
+    if layout is None and first is not None:
+        layout = "legacy" if is_legacy_example(first) else "mlimages"
+    decode = functools.partial(decode_legacy_example, where=str(path)) if layout == "legacy" else decode_example
+    records = (decode(serialized) for serialized in itertools.chain([first] if first else [], stream))
     summary = summarize(records, load_names(path), args.top)
     summary = {"path": str(path), "layout": layout or "empty", **summary}
     if index is not None:
@@ -64,16 +70,19 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 1 if summary.get("problems") else 0
 
 
-def summarize(records: list, names: dict[int, str], top: int) -> dict:
-    """Counts, label totals and the most frequent labels of decoded records."""
-    counts = collections.Counter(label for record in records for label in record.labels)
-    confidences = [c for record in records for c in record.confidences]
+def summarize(records: Iterable, names: dict[int, str], top: int) -> dict:
+    """Counts, label totals and the most frequent labels of decoded records (streamed, not kept)."""
+    counts, total, below_1 = collections.Counter(), 0, 0
+    for record in records:
+        counts.update(record.labels)
+        below_1 += sum(1 for c in record.confidences if c < 1.0)
+        total += 1
     return {
-        "records": len(records),
+        "records": total,
         "labels": sum(counts.values()),
-        "labels_per_record": round(sum(counts.values()) / len(records), 3) if records else 0.0,
+        "labels_per_record": round(sum(counts.values()) / total, 3) if total else 0.0,
         "distinct_labels": len(counts),
-        "confidence_below_1": sum(1 for c in confidences if c < 1.0),
+        "confidence_below_1": below_1,
         "top_labels": [{"label": label, "name": names.get(label, ""), "records": n}
                        for label, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]],
     }

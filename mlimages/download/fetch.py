@@ -181,7 +181,7 @@ def read_body(response: requests.Response, config: DownloadConfig, start: float)
         while True:
             if time.monotonic() - start > config.deadline_s:
                 raise FetchError("timeout", f"body not complete within {config.deadline_s} s", response.status_code)
-            chunk = response.raw.read1(CHUNK_BYTES)
+            chunk = response.raw.read1(CHUNK_BYTES, decode_content=True)
             if not chunk:
                 break
             body += chunk

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -54,9 +54,8 @@ def download(
     """
     if not 0 <= shard_index < num_shards:
         raise InputError(f"--shard-index must be in [0, {num_shards}), got {shard_index}", "command line")
-    prepare_output(out, config, force)
-    wanted = lambda line: shard_of_line(line, config.samples_per_shard) % num_shards == shard_index  # noqa: E731
     total = count_wanted_lines(list_path, config.samples_per_shard, shard_index, num_shards)
+    prepare_output(out, config, force)
     fetcher = Fetcher(config, HostGate(config.per_host_concurrency))
     pool = WorkerPool(lambda payload: fetch_one(payload, fetcher, config), config.concurrency, config.watchdog_s, stuck_result)
     book = ShardBook(out, config.samples_per_shard, retry_failures)
@@ -64,7 +63,7 @@ def download(
     start = time.monotonic()
     try:
         with logging_redirect_tqdm():
-            run_lines(read_input(list_path, config, wanted), book, pool, progress)
+            run_lines(read_input(list_path, config, shard_index, num_shards), book, pool, progress)
             book.finish_all()
     finally:
         pool.close()
@@ -175,16 +174,19 @@ class ShardBook:
 
 
 def read_input(
-    path: Path, config: DownloadConfig, wanted: Callable[[int], bool]
+    path: Path, config: DownloadConfig, shard_index: int, num_shards: int
 ) -> Iterator[tuple[int, Annotation, str]]:
-    """Stream `(line number, annotation, "file:line")` for the wanted lines of the list; blank lines are skipped."""
+    """Stream `(line number, annotation, "file:line")` for the lines of this worker's shards.
+
+    Lines of other workers' shards are not even parsed; blank lines are skipped (they carry no image).
+    """
     if not path.is_file():
         raise InputError("list file not found", str(path))
     with path.open(encoding="utf-8") as handle:
         number = 0
         try:
             for number, text in enumerate(handle, start=1):
-                if not wanted(number):
+                if shard_of_line(number, config.samples_per_shard) % num_shards != shard_index:
                     continue
                 where = f"{path}:{number}"
                 annotation = parse_line(text, where, is_class=lambda index: index >= 0)

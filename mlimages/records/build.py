@@ -45,12 +45,19 @@ class Transcoded:
 
 
 def transcode(data: bytes, config: RecordsConfig) -> Transcoded | ImageError:
-    """Decode, orient, shrink and re-encode one image; a bad image is returned, not raised."""
+    """Decode, orient, shrink and re-encode one image; a bad image is returned, not raised.
+
+    Besides `ImageError`, any exception of the decoder (Pillow raises assorted types on hostile
+    files, e.g. from malformed EXIF) is reported as ``decode_error``: one downloaded file must not
+    stop a build of millions.
+    """
     try:
         image = load_rgb(data, shorter_side=config.shorter_side, max_side=config.max_side)
+        return Transcoded(encode_jpeg(image, config.jpeg_quality), image.width, image.height)
     except ImageError as error:
         return error
-    return Transcoded(encode_jpeg(image, config.jpeg_quality), image.width, image.height)
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        return ImageError("decode_error", f"{type(error).__name__}: {error}")
 
 
 def map_ordered(function: Callable, items: Iterable, num_workers: int) -> Iterator[tuple]:

@@ -142,20 +142,21 @@ def test_persistent_503_is_retryable_failure(server, tmp_path):
 
 
 def test_connect_timeout(server, tmp_path, dead_port):
-    outcome = run_download(tmp_path, [server.url(p) for p in GOOD] + [f"http://127.0.0.1:{dead_port}/x.jpg"], max_attempts=2)
+    sources = [server.url(p) for p in GOOD] + [f"http://127.0.0.1:{dead_port}/x.jpg"]
+    outcome = run_download(tmp_path, sources, max_attempts=2, connect_timeout_s=0.5)
     check_good(outcome)
     record = outcome.statuses[3]
     assert record["status"] == "timeout" and record["attempts"] == 2 and record["retryable"]
-    assert record["elapsed_s"] < 2 * (0.5 + 0.3) + 0.5
+    assert record["elapsed_s"] < 2 * 0.5 + 1.0
 
 
 def test_body_dripping_slower_than_deadline(server, tmp_path):
     server.routes["/fault"] = drip
-    outcome = run_download(tmp_path, [server.url(p) for p in GOOD] + [server.url("/fault")], max_attempts=2)
+    outcome = run_download(tmp_path, [server.url(p) for p in GOOD] + [server.url("/fault")], max_attempts=2, deadline_s=0.6)
     check_good(outcome)
     record = outcome.statuses[3]
     assert record["status"] == "timeout" and record["attempts"] == 2
-    assert record["elapsed_s"] < 2 * (0.6 + 0.3) + 0.5  # the deadline, not the 10 s the drip would take
+    assert record["elapsed_s"] < 2 * 0.6 + 1.5  # the deadline, not the 10 s the drip would take
 
 
 def test_connection_reset_mid_body(server, tmp_path):
@@ -208,3 +209,13 @@ def test_resize_caps_the_longer_side(server, tmp_path):
     server.routes["/big"] = lambda h, n: h.send_body(200, make_jpeg(8, size=(160, 80)))
     outcome = run_download(tmp_path, [server.url("/big")], max_side=40)
     assert outcome.image(1).size == (40, 20) and outcome.samples[1]["width"] == 40
+
+
+def test_gzip_encoded_body_is_decoded(server, tmp_path):
+    import gzip
+
+    body = make_jpeg(21)
+    server.routes["/gz"] = lambda h, n: h.send_body(200, gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    outcome = run_download(tmp_path, [server.url(p) for p in GOOD] + [server.url("/gz")])
+    check_good(outcome)
+    assert outcome.images[outcome.samples[3]["key"]] == body

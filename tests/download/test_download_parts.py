@@ -122,3 +122,25 @@ def test_fast_settings_are_valid():
     assert FAST.watchdog_s > FAST.deadline_s + FAST.read_timeout_s
     with pytest.raises(InputError, match="watchdog_s"):
         DownloadConfig(deadline_s=10, read_timeout_s=5, watchdog_s=12)
+
+
+def test_request_errors_are_classed():
+    import requests
+    import urllib3
+    from urllib3.exceptions import MaxRetryError, NameResolutionError
+
+    from mlimages.download.fetch import classify_request_error
+
+    pool = urllib3.HTTPConnectionPool("nowhere.invalid")
+    connection = urllib3.connection.HTTPConnection("nowhere.invalid")
+    dns = requests.ConnectionError(MaxRetryError(pool, "/", NameResolutionError("nowhere.invalid", connection, OSError("no"))))
+    cases = {
+        "dns": dns,
+        "connection": requests.ConnectionError(ConnectionResetError(104, "reset")),
+        "timeout": requests.ConnectTimeout("connect timed out"),
+        "redirect_loop": requests.TooManyRedirects("loop"),
+        "bad_url": requests.exceptions.InvalidURL("bad"),
+    }
+    for expected, error in cases.items():
+        failure = classify_request_error(error)
+        assert failure.reason == expected and failure.retryable == (expected in ("dns", "connection", "timeout"))

@@ -115,3 +115,23 @@ def load_pipeline(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def make_50_megapixel_jpeg() -> bytes:
+    """A real 7072 x 7072 (50 MP) grey JPEG; small on the wire because it is uniform."""
+    buffer = io.BytesIO()
+    Image.new("L", (7072, 7072), 128).save(buffer, format="JPEG", quality=50)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def served_model(tracking_store, single_records, tmp_path_factory) -> str:
+    """A registered single-label tiny model with aliases candidate and champion; returns its name."""
+    from mlimages import registry
+
+    name = "tiny-served-imagenet"
+    path = tmp_path_factory.mktemp("served") / "model.keras"
+    build_tiny_classifier(3, seed=11).save(path)
+    version = registry.register_keras_model(path, name, classes_file=single_records.parent / "classes.tsv")
+    registry.record_evaluation(name, version.version, {"top1_224": 0.5}, "test", "top1_224")
+    return name

@@ -7,6 +7,8 @@ import io
 import json
 import os
 import subprocess
+import struct
+import tarfile
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from PIL import Image
 
 from mlimages.errors import InputError
+from mlimages.records import build
 from mlimages.records.build import build_ml_images
 from mlimages.records.config import RecordsConfig
 from mlimages.records.reader import iter_records, list_shards, read_index
@@ -115,3 +118,25 @@ def test_stage_script_writes_records_and_report(tmp_path):
     assert (report["written"], report["skipped"], report["shards"]) == (7, 2, 3)  # 9 samples / 4: 3 a shard
     assert read_index(tmp_path / "tfrecords" / "ml-images" / "train")["count"] == 7
     assert (tmp_path / "tfrecords" / "ml-images" / "classes.tsv").exists()
+
+
+def test_damaged_samples_are_skipped_and_named(tmp_path):
+    write_hierarchy(tmp_path / "hierarchy.txt")
+    corrupt = make_sample(2, make_jpeg(seed=2)) | {"sha256": "0" * 64}
+    shard = write_image_shard(tmp_path / "images" / "00000.tar", [make_sample(1, make_jpeg(seed=1)), corrupt])
+    with tarfile.open(shard, "a") as tar:  # an image whose .json never came
+        info = tarfile.TarInfo("lonely.jpg")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"\xff\xd8\xff\xd9"))
+    report = build_ml_images(tmp_path / "images", tmp_path / "hierarchy.txt", tmp_path / "out", CONFIG)
+    assert (report["written"], report["skipped_by_reason"]) == (1, {"missing_metadata": 1, "sha256_mismatch": 1})
+    assert {bad["where"] for bad in report["skipped_samples"]} == {"00000.tar:lonely", f"00000.tar:{corrupt['key']}"}
+
+
+def test_an_unexpected_decoder_exception_is_a_skipped_image(monkeypatch):
+    def explode(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")  # as from a malformed EXIF block
+
+    monkeypatch.setattr(build, "load_rgb", explode)
+    result = build.transcode(make_jpeg(), CONFIG)
+    assert result.reason == "decode_error" and "struct.error" not in str(result) and "unpack" in str(result)

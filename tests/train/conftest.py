@@ -1,61 +1,12 @@
-"""Tiny generated record folders for the training tests: 32 px JPEGs, 5 classes."""
+"""Fixtures of the training tests: tiny record folders and a throwaway MLflow store."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from mlimages.records.schema import encode_example
-
-NUM_CLASSES = 5
-SIZE_PX = 32
-
-
-def make_image(label: int, rng: np.random.Generator, size: int = SIZE_PX) -> bytes:
-    """A JPEG whose colour and stripe direction depend on the class (learnable in a few steps)."""
-    base = np.zeros((size, size, 3), np.float32)
-    base[..., label % 3] = 200.0
-    stripes = (np.arange(size) // 4 % 2) * 55.0
-    base += stripes[:, None, None] if label < 3 else stripes[None, :, None]
-    image = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="JPEG", quality=90)
-    return out.getvalue()
-
-
-def write_records(folder: Path, count: int, label_kind: str, num_shards: int = 2, seed: int = 0) -> Path:
-    """Write `count` records in the TFRecord folder format (index.json + parent classes.tsv)."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    shards = []
-    for shard in range(num_shards):
-        name = f"part-{shard:05d}-of-{num_shards:05d}.tfrecord"
-        n = 0
-        with tf.io.TFRecordWriter(str(folder / name)) as writer:
-            for i in range(shard, count, num_shards):
-                label = int(rng.integers(NUM_CLASSES))
-                labels, conf = [label], [1.0]
-                if label_kind == "multi":
-                    labels.append((label + 1) % NUM_CLASSES)
-                    conf.append(0.8)
-                writer.write(encode_example(make_image(label, rng), SIZE_PX, SIZE_PX, labels, conf, filename=f"{i}.jpg"))
-                n += 1
-        data = (folder / name).read_bytes()
-        shards.append({"file": name, "count": n, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    index = {"format": "mlimages-tfrecord-v1", "label_kind": label_kind, "num_classes": NUM_CLASSES,
-             "count": count, "shards": shards}
-    (folder / "index.json").write_text(json.dumps(index), encoding="utf-8")
-    lines = [f"{i}\tn0000000{i}\tclass {i}" for i in range(NUM_CLASSES)]
-    (folder.parent / "classes.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
+from .fakes import write_records
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +19,19 @@ def tiny_records(tmp_path_factory) -> dict[str, Path]:
         "in_train": write_records(root / "in" / "train", 64, "single", seed=3),
         "in_val": write_records(root / "in" / "val", 20, "single", num_shards=1, seed=4),
     }
+
+
+@pytest.fixture()
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite MLflow store for one test (also for subprocesses, through the environment).
+
+    The working directory moves to the test's folder too: MLflow puts artifacts under ./mlruns.
+    """
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.end_run()

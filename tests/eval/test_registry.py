@@ -1,0 +1,91 @@
+"""Registry: versions, the candidate alias and the champion rule, against a temporary SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from mlimages import registry
+from mlimages.errors import InputError
+from mlimages.registry import RegistryConfig
+
+from .conftest import build_tiny_classifier
+
+
+@pytest.fixture(scope="module")
+def keras_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("keras") / "tiny.keras"
+    build_tiny_classifier(3, seed=5).save(path)
+    return path
+
+
+def aliases(name: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in mlflow.MlflowClient().get_registered_model(name).aliases.items()}
+
+
+def test_champion_moves_only_when_beaten(tracking_store, keras_file, single_records):
+    name = "tiny-champion-imagenet"
+    classes = single_records.parent / "classes.tsv"
+    v1 = registry.register_keras_model(keras_file, name, classes_file=classes)
+    assert aliases(name) == {"candidate": str(v1.version)}
+    assert registry.record_evaluation(name, v1.version, {"top1_224": 0.50}, "test protocol", "top1_224")
+    v2 = registry.register_keras_model(keras_file, name, classes_file=classes)
+    assert aliases(name) == {"candidate": str(v2.version), "champion": str(v1.version)}
+    assert not registry.record_evaluation(name, v2.version, {"top1_224": 0.40}, "test protocol", "top1_224")
+    assert not registry.record_evaluation(name, v2.version, {"top1_224": 0.50}, "test protocol", "top1_224")  # tie
+    assert aliases(name)["champion"] == str(v1.version)
+    assert registry.record_evaluation(name, v2.version, {"top1_224": 0.55}, "test protocol", "top1_224")
+    assert aliases(name) == {"candidate": str(v2.version), "champion": str(v2.version)}
+    # Re-evaluating the champion itself keeps it champion even if its number drops.
+    assert registry.record_evaluation(name, v2.version, {"top1_224": 0.45}, "test protocol", "top1_224")
+    version = mlflow.MlflowClient().get_model_version(name, v2.version)
+    assert version.tags["eval.top1_224"] == "0.45" and version.tags["eval.protocol"] == "test protocol"
+    assert "| top1_224 | 0.45 |" in version.description and "Protocol: test protocol" in version.description
+    assert version.current_stage in (None, "None")  # stages are never used
+
+
+def test_missing_champion_metric_is_a_params_error(tracking_store, keras_file):
+    version = registry.register_keras_model(keras_file, "tiny-metric-imagenet")
+    with pytest.raises(InputError, match="registry"):
+        registry.record_evaluation("tiny-metric-imagenet", version.version, {"top1_299": 0.5}, "p", "top1_224")
+
+
+def test_register_keras_model_names_default_to_indices_and_task_from_name(tracking_store, keras_file):
+    version = registry.register_keras_model(keras_file, "tiny-resnet50-ml")
+    assert version.tags["mlimages.task"] == "pretrain"
+    assert "multi-label" in version.description and "Not evaluated yet" in version.description
+    model = mlflow.pyfunc.load_model(f"models:/tiny-resnet50-ml/{version.version}")
+    assert model.unwrap_python_model().config.task == "multi"
+
+
+def test_names_come_from_params_with_depth():
+    config = RegistryConfig()
+    assert config.model_name("pretrain", 101) == "mlimages-resnet101-ml"
+    assert config.model_name("finetune", 50) == "mlimages-resnet50-imagenet"
+    assert config.champion_metric("pretrain") == "map_all"
+
+
+def test_resolve_versions_rejects_unknown_uris(tracking_store):
+    with pytest.raises(InputError, match="no such"):
+        registry.resolve_versions("models:/does-not-exist/1", RegistryConfig())
+    with pytest.raises(InputError):
+        registry.resolve_versions("runs:/0123456789abcdef0123456789abcdef", RegistryConfig())
+
+
+def test_registry_list_prints_versions_side_by_side(tracking_store, keras_file, single_records, capsys):
+    from mlimages.cli import main
+
+    name = "mlimages-resnet18-imagenet"
+    version = registry.register_keras_model(keras_file, name, classes_file=single_records.parent / "classes.tsv")
+    registry.record_evaluation(name, version.version, {"top1_224": 0.7812, "top5_224": 0.9451, "top1_299": 0.8073},
+                               "p", "top1_224")
+    assert main(["registry", "list", "--params", str(Path(__file__).resolve().parents[2] / "params.yaml")]) == 0
+    out = capsys.readouterr().out
+    header, rule, *rows = out.strip().splitlines()
+    assert header.split()[:3] == ["model", "version", "checkpoint"]
+    assert "top1_224" in header and "top5_299" in header and "map_all" in header and header.endswith("aliases")
+    row = next(r for r in rows if r.startswith(name))
+    assert "78.12" in row and "94.51" in row and "80.73" in row and row.endswith("candidate,champion")
+    assert not any(r.startswith("tiny-") for r in rows)  # only names matching the params templates

@@ -1,0 +1,158 @@
+"""Integration: `dvc repro` on a tiny demo world in a temporary copy of the repository.
+
+Runs every data stage for real (demo world, lists, download over file:// URLs, TFRecords, ImageNet
+records, statistics), reads the records back and checks them against the prepared lists, then
+checks that a second `dvc repro` does nothing and that a params change reaches only its stage.
+The slow tests share one `dvc repro` (about a minute on two cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlimages.annotations import read_annotations
+from mlimages.records.reader import iter_records, list_shards, read_index
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TINY_DEMO = {
+    "seed": 3, "image_size": 32, "train_images": 24, "val_images": 8, "min_objects": 2, "max_objects": 3,
+    "ancestor_fraction": 0.3, "duplicate_fraction": 0.2, "finetune_train_per_class": 2,
+    "finetune_val_per_class": 1, "jpeg_quality": 90,
+}
+FINETUNE_CLASSES = 12
+STAGES = ["demo_world", "prepare_lists", "download_images", "build_tfrecords", "build_imagenet", "dataset_stats"]
+
+
+def test_dvc_yaml_stages_list_their_script_and_existing_params():
+    """Cheap check of dvc.yaml against the code: own script in deps, params keys that exist."""
+    from mlimages.download.config import STORED_BYTES_FIELDS
+    from mlimages.records.config import RecordsConfig
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    assert list(stages) == STAGES
+    keys = {}
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)
+        script = next(token for token in stage["cmd"].split() if token.startswith("pipelines/"))
+        assert script in stage["deps"], name
+        assert (REPO / script).is_file(), script
+        for entry in stage["params"]:
+            section, _, key = entry.partition(".")
+            assert section in params and (not key or key in params[section]), (name, entry)
+            keys.setdefault(name, set()).add(key)
+    assert keys["download_images"] == set(STORED_BYTES_FIELDS) | {"imagenet21k_root"}
+    assert keys["build_tfrecords"] <= set(RecordsConfig.__dataclass_fields__) - {"num_workers", "shuffle_seed"}
+    assert keys["build_imagenet"] <= set(RecordsConfig.__dataclass_fields__) - {"num_workers", "dense_labels"}
+
+
+def copy_repository(target: Path) -> None:
+    """Copy the files git knows about (tracked, or new and not ignored): no data, caches or venv."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def write_tiny_params(repo: Path, stats_min_images: int = 5) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params["demo"] = TINY_DEMO
+    params["stats"] = {**params["stats"], "trainable_min_images": stats_min_images}
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(repo),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    if shutil.which("git") is None:
+        pytest.skip("git is needed to copy the repository and to run DVC in it")
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    copy_repository(repo)
+    run(repo, "git", "init", "-q")  # DVC wants an SCM (or core.no_scm); a fresh clone has git
+    write_tiny_params(repo)
+    run(repo, str(BIN / "dvc"), "repro")
+    return repo
+
+
+def read_list(path: Path) -> list[tuple[str, tuple[int, ...], tuple[float, ...]]]:
+    return [(a.source, a.classes, a.confidences) for a in read_annotations(path, lambda index: True)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_records_match_prepared_lists(repo, split):
+    expected = read_list(repo / "data" / "lists" / f"{split}.tsv")
+    assert len(expected) == TINY_DEMO[f"{split}_images"]  # duplicates merged, nothing lost
+    folder = repo / "data" / "tfrecords" / "ml-images" / split
+    index = read_index(folder)
+    assert index["count"] == len(expected) and index["label_kind"] == "multi"
+    records = list(iter_records(list_shards(folder)))
+    got = [(r.filename, r.labels, r.confidences) for r in records]
+    assert [(s, c) for s, c, _ in got] == [(s, c) for s, c, _ in expected]  # same order as the list
+    for (_, _, confidences), (_, _, wanted) in zip(got, expected):
+        assert confidences == pytest.approx(wanted, abs=1e-6)
+    assert all(r.height == r.width == TINY_DEMO["image_size"] for r in records)
+
+
+@pytest.mark.slow
+def test_finetune_records_follow_folder_layout(repo):
+    wnids = sorted(p.name for p in (repo / "data" / "demo" / "imagenet" / "train").iterdir())
+    assert len(wnids) == FINETUNE_CLASSES
+    for split, per_class in (("train", 2), ("val", 1)):
+        folder = repo / "data" / "tfrecords" / "imagenet" / split
+        assert read_index(folder)["label_kind"] == "single"
+        records = list(iter_records(list_shards(folder)))
+        assert len(records) == per_class * FINETUNE_CLASSES
+        assert sorted(r.labels for r in records) == sorted((i,) for i in range(FINETUNE_CLASSES) for _ in range(per_class))
+        if split == "train":
+            assert all(wnids[r.labels[0]] in r.filename for r in records)
+    classes = (repo / "data" / "tfrecords" / "imagenet" / "classes.tsv").read_text().splitlines()
+    assert [row.split("\t")[1] for row in classes] == wnids
+
+
+@pytest.mark.slow
+def test_reports(repo):
+    lists = json.loads((repo / "reports" / "lists.json").read_text())
+    assert lists["train"]["bad_lines"] == 0 and lists["train"]["images_written"] == 24
+    assert lists["train"]["duplicates_merged"] + lists["val"]["duplicates_merged"] > 0
+    assert lists["train"]["labels_added_by_closure"] > 0
+    summary = json.loads((repo / "reports" / "stats" / "summary.json").read_text())
+    assert summary["ml_images"]["train_images"] == 24 and summary["ml_images"]["val_images"] == 8
+    assert summary["ml_images"]["classes"] == 39 and summary["ml_images"]["trainable_min_images"] == 5
+    assert summary["imagenet"]["classes"] == FINETUNE_CLASSES
+    for name in ("images_per_class.csv", "tags_per_image.csv", "images_per_class.png", "tags_per_image.png"):
+        assert (repo / "reports" / "stats" / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_second_repro_does_nothing_and_params_reach_only_their_stage(repo):
+    lock = (repo / "dvc.lock").read_text()
+    done = run(repo, str(BIN / "dvc"), "repro")
+    assert "Running stage" not in done.stdout
+    assert "Data and pipelines are up to date." in done.stdout
+    assert (repo / "dvc.lock").read_text() == lock
+    write_tiny_params(repo, stats_min_images=6)
+    status = json.loads(run(repo, str(BIN / "dvc"), "status", "--json").stdout)
+    assert list(status) == ["dataset_stats"]
