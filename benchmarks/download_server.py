@@ -58,6 +58,7 @@ def serve(image_paths: list[str], latency_s: float, slow_s: float, ports) -> Non
 def start_server(image_paths: list[Path], latency_s: float, slow_s: float) -> tuple[multiprocessing.Process, str]:
     """Start the server process; returns it and its base URL (stop it with `.terminate()`)."""
     ports = multiprocessing.Queue()
-    process = multiprocessing.Process(target=serve, args=([str(p) for p in image_paths], latency_s, slow_s, ports), daemon=True)
+    args = ([str(p) for p in image_paths], latency_s, slow_s, ports)
+    process = multiprocessing.Process(target=serve, args=args, daemon=True)
     process.start()
     return process, f"http://127.0.0.1:{ports.get(timeout=30)}"

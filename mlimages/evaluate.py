@@ -134,7 +134,8 @@ def evaluate_records(model, folder: str | Path, cfg: EvaluateConfig, trainable=N
             for k in (1, 5):
                 results[f"top{k}_{size}"] = metrics.top_k_accuracy(labels, probs, min(k, num_classes))
         _log.info("evaluated %d images at %d px", len(targets), size)
-    protocol = describe_protocol(cfg, cfg.sizes[0] if multi else None) + f"; {count} images of {Path(folder).name}"
+    where = f"{Path(folder).resolve().parent.name}/{Path(folder).name}"
+    protocol = describe_protocol(cfg, cfg.sizes[0] if multi else None) + f"; {count} images of {where}"
     return results, protocol, count
 
 

@@ -177,8 +177,8 @@ def select_decay_weights(model: keras.Model) -> list:
     kernel and bias are decayed, BN gamma/beta are not. Chosen by layer type, not by name, and
     through nested models; frozen layers are left out because their weights are not trainable.
     """
-    skipped = {id(w) for layer in _walk_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
-               for w in layer.weights}
+    batch_norms = [layer for layer in _walk_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    skipped = {id(weight) for layer in batch_norms for weight in layer.weights}
     return [w for w in model.trainable_weights if id(w) not in skipped]
 
 

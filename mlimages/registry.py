@@ -168,7 +168,7 @@ def training_data(run) -> str:
     names = [f"{d.dataset.name}@{d.dataset.digest}" for d in inputs
              if any(t.key == "mlflow.data.context" and t.value in ("train", "training") for t in d.tags)]
     text = ", ".join(names) or "unknown"
-    if "init_model" in run.data.params:  # finetuning: say where the backbone came from
+    if run.data.params.get("task") == "finetune" and "init_model" in run.data.params:  # where the backbone came from
         text += f" from {run.data.params['init_model'] or 'scratch'}"
     return text
 

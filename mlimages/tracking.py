@@ -97,24 +97,32 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
                         tags: Mapping[str, str] | None = None) -> mlflow.ActiveRun:
     """Start a run tagged with `run_key`, or reopen the existing run that carries it.
 
+    Under `mlflow run` (``MLFLOW_RUN_ID`` set) a first attempt uses the project's run; a restart
+    continues in the run that holds the key, and the new project run is tagged with where it went.
+
     Args:
-        experiment: experiment name (created when missing).
-        run_key: from `make_run_key`; the newest run with this tag is resumed.
+        experiment: experiment name (created when missing) for runs started outside `mlflow run`.
+        run_key: from `make_run_key`; the newest run with this tag, in any experiment, is resumed.
         run_name: shown in the UI for a new run.
         tags: set on the run (again on resume, so lineage reflects the latest code).
 
     Returns:
         The active run (use as a context manager).
     """
-    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    project_run = os.environ.get("MLFLOW_RUN_ID")
     found = mlflow.search_runs(
-        [experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
-        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", order_by=["attributes.start_time DESC"],
+        max_results=1, output_format="list", search_all_experiments=True,
     )
     if found:
         _log.info("resuming MLflow run %s", found[0].info.run_id)
         run = mlflow.start_run(run_id=found[0].info.run_id)
+        if project_run and project_run != found[0].info.run_id:
+            mlflow.MlflowClient().set_tag(project_run, "mlimages.continued_in", found[0].info.run_id)
+    elif project_run:
+        run = mlflow.start_run(run_id=project_run, tags={RUN_KEY_TAG: run_key})
     else:
+        mlflow.set_experiment(experiment)
         run = mlflow.start_run(run_name=run_name, tags={RUN_KEY_TAG: run_key})
     if tags:
         mlflow.set_tags(dict(tags))
@@ -196,9 +204,23 @@ def log_checkpoint(model, step: int, task: str, metrics: Mapping[str, float],
     if classes_file:
         model_tags["mlimages.classes_file"] = classes_file
     info = mlflow.keras.log_model(
-        model, name=CHECKPOINT_NAME, step=step, tags=model_tags, pip_requirements=_pip_requirements()
+        model, name=CHECKPOINT_NAME, step=step, tags=model_tags, signature=make_signature(model),
+        pip_requirements=_pip_requirements(),
     )
     return info.model_id
+
+
+def make_signature(model):
+    """Tensor signature of a classifier: scaled float32 images in, logits out."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    classes = model.output_shape[-1]
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3), "images")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes), "logits")]),
+    )
 
 
 def _pip_requirements() -> list[str]:

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,9 @@ def _stop_diverged(run: _Run, step: int, loss: float, manager, what: str = "loss
 
 def _finish(run: _Run, state, out_dir: Path, step: int, metrics: dict, run_id: str | None) -> FitResult:
     model_path = out_dir / "model.keras"
-    if run.chief:
+    if not run.chief:  # a worker's own checkpoints only existed so that saving ran on every worker
+        shutil.rmtree(out_dir / "worker-checkpoints" / worker_id(run.strategy), ignore_errors=True)
+    else:
         out_dir.mkdir(parents=True, exist_ok=True)
         state.model.save(model_path)
         summary = {"task": run.task, "run_id": run_id, "step": step, "metrics": metrics}

@@ -134,3 +134,23 @@ def find_size_switch_step(cfg: TrainConfig, steps_per_epoch: int, total_steps: i
     if not epochs:
         return total_steps
     return max(0, total_steps - epochs * steps_per_epoch)
+
+
+def parse_overrides(arguments: list[str]) -> dict[str, str]:
+    """Extra command-line arguments ``--KEY VALUE`` / ``--KEY=VALUE`` -> ``{KEY: VALUE}``.
+
+    `mlflow run -P KEY=VALUE` passes parameters the MLproject does not declare this way; the values
+    are parsed as YAML scalars by `load_params`, and unknown keys are an error there.
+    """
+    overrides, items = {}, list(arguments)
+    while items:
+        item = items.pop(0)
+        if not item.startswith("--") or len(item) < 3:
+            raise InputError(f"expected --KEY VALUE, got {item!r}", "command line")
+        key, has_value, value = item[2:].partition("=")
+        if not has_value:
+            if not items:
+                raise InputError(f"no value for {item}", "command line")
+            value = items.pop(0)
+        overrides[key.replace("-", "_")] = value
+    return overrides

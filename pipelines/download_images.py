@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="shard folder, e.g. data/images/train")
     parser.add_argument("--report", required=True, type=Path, help="JSON metrics file")
     parser.add_argument("--shard-index", type=int, default=0, help="this worker's index (with --num-shards)")
-    parser.add_argument("--num-shards", type=int, default=1, help="workers sharing the list; each takes every N-th shard")
+    parser.add_argument("--num-shards", type=int, default=1, help="workers sharing the list (every N-th shard each)")
     parser.add_argument("--retry-failures", action="store_true", help="also retry permanent failures")
     parser.add_argument("--force", action="store_true", help="discard shards made with other download settings")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         shard_index=args.shard_index, num_shards=args.num_shards,
         retry_failures=args.retry_failures, force=args.force,
     )
-    return 0 if report["lines"] == 0 or report["ok"] > 0 else 1
+    if report["lines"] and not report["ok"]:
+        logging.error("no image could be stored (see %s/*.jsonl for why); is the network up?", args.out)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Finetune on single-label records from a pretrained backbone (MLproject entry point `finetune`).
 
     python pipelines/finetune.py --train data/tfrecords/imagenet/train --val data/tfrecords/imagenet/val \
-        --out models/finetune --init-model models:/mlimages-resnet101-ml@champion [--set epochs=3]
+        --out models/finetune --init-model models:/mlimages-resnet101-ml@champion [--epochs 3 ...]
 
-`--init-model` takes models:/NAME@ALIAS, models:/m-ID, runs:/RUN_ID/checkpoint, a .keras file or a
-training output folder; leave it out to train from scratch. The same command again resumes.
+`--init-model` takes models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-ID, runs:/RUN_ID/checkpoint,
+a .keras file or a training output folder; empty trains from scratch. Any further `--KEY VALUE`
+overrides that key of the `finetune:` params section. The same command again resumes.
 """
 
 from __future__ import annotations
@@ -14,18 +15,10 @@ import logging
 import sys
 
 from mlimages.config import load_params
-from mlimages.errors import InputError, exit_on_input_error
+from mlimages.errors import exit_on_input_error
 from mlimages.tracking import configure_tracking
 from mlimages.train import TrainingDiverged, fit
-from mlimages.train_config import FinetuneConfig
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """``["steps=10", "base_lr=0.1"]`` -> ``{"steps": "10", ...}``; values are parsed as YAML later."""
-    bad = [pair for pair in pairs if "=" not in pair]
-    if bad:
-        raise InputError(f"expected KEY=VALUE, got {bad[0]!r}", "--set")
-    return dict(pair.split("=", 1) for pair in pairs)
+from mlimages.train_config import FinetuneConfig, parse_overrides
 
 
 @exit_on_input_error
@@ -36,10 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="checkpoints, model.keras and summary.json")
     parser.add_argument("--init-model", default="", help="pretrained model URI or path; empty: from scratch")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a finetune param")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_params("finetune", FinetuneConfig, args.params, parse_overrides(args.set))
+    cfg = load_params("finetune", FinetuneConfig, args.params, parse_overrides(extra))
     configure_tracking()
     try:
         fit("finetune", cfg, args.train, args.val, args.out, init_model=args.init_model or None)

@@ -1,9 +1,10 @@
 """Pretrain the ResNet on multi-label records with the adaptive loss (MLproject entry point `pretrain`).
 
     python pipelines/pretrain.py --train data/tfrecords/ml-images/train --val data/tfrecords/ml-images/val \
-        --out models/pretrain [--set steps=200 --set batch_size=32]
+        --out models/pretrain [--params params.yaml] [--steps 200 --batch_size 32 ...]
 
-Running the same command again resumes the run from its last checkpoint.
+Any further `--KEY VALUE` overrides that key of the `pretrain:` params section. Running the same
+command again resumes the run from its last checkpoint, inside the same MLflow run.
 """
 
 from __future__ import annotations
@@ -13,18 +14,10 @@ import logging
 import sys
 
 from mlimages.config import load_params
-from mlimages.errors import InputError, exit_on_input_error
+from mlimages.errors import exit_on_input_error
 from mlimages.tracking import configure_tracking
 from mlimages.train import TrainingDiverged, fit
-from mlimages.train_config import PretrainConfig
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """``["steps=10", "base_lr=0.1"]`` -> ``{"steps": "10", ...}``; values are parsed as YAML later."""
-    bad = [pair for pair in pairs if "=" not in pair]
-    if bad:
-        raise InputError(f"expected KEY=VALUE, got {bad[0]!r}", "--set")
-    return dict(pair.split("=", 1) for pair in pairs)
+from mlimages.train_config import PretrainConfig, parse_overrides
 
 
 @exit_on_input_error
@@ -34,10 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", required=True, help="multi-label record folder (validation split)")
     parser.add_argument("--out", required=True, help="checkpoints, model.keras and summary.json")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a pretrain param")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_params("pretrain", PretrainConfig, args.params, parse_overrides(args.set))
+    cfg = load_params("pretrain", PretrainConfig, args.params, parse_overrides(extra))
     configure_tracking()
     try:
         fit("pretrain", cfg, args.train, args.val, args.out)

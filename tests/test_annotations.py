@@ -100,7 +100,10 @@ def test_read_skip_mode_counts_and_names_bad_lines(tmp_path):
     bad: list[str] = []
     sources = [a.source for a in read_annotations(path, is_class, on_bad_line="skip", bad_lines=bad)]
     assert sources == ["https://a.org/1.jpg", "https://a.org/3.jpg"]
-    assert bad == [f"{path}:3: unknown class index 99", f"{path}:4: first token must be a URL (http://, https://, file://) or an ImageNet id, got 'bad'"]
+    assert bad == [
+        f"{path}:3: unknown class index 99",
+        f"{path}:4: first token must be a URL (http://, https://, file://) or an ImageNet id, got 'bad'",
+    ]
 
 
 def test_read_missing_file_and_non_utf8(tmp_path):

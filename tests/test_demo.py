@@ -33,7 +33,8 @@ def world(tmp_path_factory) -> Path:
 
 
 def file_hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    files = (p for p in sorted(root.rglob("*")) if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def path_of(url: str) -> Path:
@@ -65,14 +66,16 @@ def test_lists_point_to_the_drawn_images(world):
 
 
 def test_images_are_multi_label_with_some_uncertain_labels(tmp_path):
-    config = DemoConfig(image_size=48, train_images=60, val_images=1, finetune_train_per_class=1, finetune_val_per_class=1)
+    config = DemoConfig(image_size=48, train_images=60, val_images=1,
+                        finetune_train_per_class=1, finetune_val_per_class=1)
     make_demo_world(config, tmp_path / "demo")
     hierarchy = load_hierarchy(tmp_path / "demo" / "dictionary_and_semantic_hierarchy.txt")
     merged: dict[str, tuple] = {}
     for a in read_annotations(tmp_path / "demo" / "lists" / "train_urls.txt", hierarchy.__contains__):
         merged[a.source] = merge_labels(merged.get(a.source, ()), a.labels)
     leaves = set(hierarchy.leaves)
-    shapes_per_image = [sum(1 for i, _ in labels if hierarchy.root_of(i) == 0 and i in leaves) for labels in merged.values()]
+    shapes_per_image = [sum(1 for i, _ in labels if hierarchy.root_of(i) == 0 and i in leaves)
+                        for labels in merged.values()]
     assert np.mean(shapes_per_image) > 1.5  # several objects per image
     assert all(any(hierarchy.root_of(i) == 3 for i, _ in labels) for labels in merged.values())  # background always
     confidences = [c for labels in merged.values() for _, c in labels]
@@ -165,6 +168,11 @@ def test_bad_params_and_foreign_folder_are_refused(tmp_path):
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
+def run_script(script: Path, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(script), "--out", "data/demo"]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
 def test_stage_script(tmp_path):
     (tmp_path / "params.yaml").write_text(
         "demo:\n  image_size: 32\n  train_images: 3\n  val_images: 2\n  finetune_train_per_class: 1\n"
@@ -172,10 +180,10 @@ def test_stage_script(tmp_path):
         encoding="utf-8",
     )
     script = REPO / "pipelines" / "make_demo_world.py"
-    done = subprocess.run([sys.executable, str(script), "--out", "data/demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = run_script(script, tmp_path)
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "data/demo/images/train").iterdir())) == 3
     (tmp_path / "params.yaml").write_text("demo:\n  image_size: 8\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script), "--out", "data/demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = run_script(script, tmp_path)
     assert done.returncode == 2
     assert done.stderr == "error: params.yaml: demo.image_size: must be in [32, 512], got 8\n"

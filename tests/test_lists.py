@@ -12,7 +12,7 @@ import pytest
 from mlimages.annotations import read_annotations
 from mlimages.errors import InputError
 from mlimages.hierarchy import Category, format_hierarchy, load_hierarchy
-from mlimages.lists import ListsConfig, prepare_lists
+from mlimages.lists import LabelPool, ListsConfig, merge_labels, prepare_lists
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,11 +63,19 @@ def test_closure_merge_overlap_and_report(world, tmp_path):
         "https://a.org/w.jpg": {3: 1.0, 4: 1.0},
     }
     assert report["train"] == {
-        "lines": 5, "bad_lines": 0, "duplicates_merged": 1, "labels_added_by_closure": 5,
+        "lines_read": 5, "bad_lines": 0, "duplicates_merged": 1, "labels_added_by_closure": 5,
         "dropped_also_in_val": 1, "dropped_without_labels": 0, "images_written": 3,
     }
     assert report["val"]["labels_added_by_closure"] == 3 and report["val"]["images_written"] == 2
     assert report["classes"] == {"in_hierarchy": 5, "labelled": 5, "min_train_images": 0, "kept": 5, "dropped": 0}
+
+
+def test_merge_labels_and_pool_sharing():
+    assert merge_labels(((1, 0.5), (3, 1.0)), ((1, 0.9), (2, 0.2))) == ((1, 0.9), (2, 0.2), (3, 1.0))
+    pool = LabelPool()
+    first, second = pool(((1, 1.0), (2, 0.5))), pool([(1, 1.0)])
+    assert first == ((1, 1.0), (2, 0.5)) and second == ((1, 1.0),)
+    assert second[0] is first[0]  # one object per distinct pair, however many images carry it
 
 
 def test_trainable_class_filter_drops_rare_classes_in_both_splits(world, tmp_path):
@@ -117,8 +125,8 @@ def test_bad_lines_skipped_and_counted_on_request(world, tmp_path):
     train.write_text(train.read_text() + BAD + "https://a.org/5.jpg\t1:2\n", encoding="utf-8")
     val.write_text(val.read_text() + "n1234/x.jpg 1:1\n", encoding="utf-8")
     report = prepare_lists(hierarchy, train, val, tmp_path / "out", ListsConfig(on_bad_line="skip"))
-    assert report["train"]["lines"] == 7 and report["train"]["bad_lines"] == 2
-    assert report["val"]["lines"] == 3 and report["val"]["bad_lines"] == 1
+    assert report["train"]["lines_read"] == 7 and report["train"]["bad_lines"] == 2
+    assert report["val"]["lines_read"] == 3 and report["val"]["bad_lines"] == 1
     assert report["bad_line_messages"] == [
         f"{train}:6: unknown class index 9",
         f"{train}:7: confidence 2 of class 1 is outside [0, 1]",

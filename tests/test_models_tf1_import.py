@@ -121,7 +121,8 @@ def test_table_covers_every_weight_once():
     model = resnet.build_classifier(resnet.build_backbone(50, blocks, width_multiplier=0.125), 10)
     table = tf1_import.make_name_table(blocks)
     assert len(table) == len(model.weights) == len(set(table.values()))
-    assert len(tf1_import.make_name_table((3, 4, 23, 3))) == 1 + 33 * 15 + 4 * 5 + 4 + 2  # stem, blocks, projections, final BN, dense
+    # stem, 33 blocks of 3 BN + 3 conv, 4 projections of BN + conv, final BN, dense kernel and bias
+    assert len(tf1_import.make_name_table((3, 4, 23, 3))) == 1 + 33 * 15 + 4 * 5 + 4 + 2
 
 
 def test_unknown_class_count_and_depth_are_input_errors(checkpoint):

@@ -33,7 +33,8 @@ for weight in model.weights:  # identical start in every backend
 images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")  # (batch, 32, 32, 3)
 labels = rng.choice([0.0, 0.0, 1.0, 0.8, 0.4, -1.0], (4, 6)).astype("float32")
 samples = (rng.uniform(size=(3, 6)) <= 0.5).astype("float32")
-schedule = GeometricWarmupStepDecay(base_lr=0.01, warmup_lr=0.0025, warmup_factor=2.0, warmup_interval_steps=1, warmup_steps=2)
+schedule = GeometricWarmupStepDecay(
+    base_lr=0.01, warmup_lr=0.0025, warmup_factor=2.0, warmup_interval_steps=1, warmup_steps=2)
 optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
 optimizer.build(model.trainable_variables)
 decay_ids = {id(w) for w in losses.select_decay_weights(model)}
@@ -67,7 +68,8 @@ def make_step():
             loss = losses.adaptive_sigmoid_cross_entropy(labels, logits, class_weights, pos_weight=12.0)
             loss += losses.compute_weight_decay(losses.select_decay_weights(model), 1e-4)
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-        return loss, [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], None
+        values = lambda variables: [v.value for v in variables]  # noqa: E731
+        return loss, values(model.trainable_variables), values(model.non_trainable_variables), None
 
     return step
 
@@ -88,21 +90,25 @@ json.dump({"backend": keras.backend.backend(), "losses": step_losses, "final": f
 '''
 
 
-def run_step(backend: str, tmp_path: Path) -> dict:
-    script = tmp_path / "step.py"
-    script.write_text(STEP_SCRIPT, encoding="utf-8")
+def start_step(backend: str, script: Path) -> subprocess.Popen:
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     pytest.importorskip("jax")
     pytest.importorskip("tensorflow")
-    tmp = tmp_path_factory.mktemp("step")
-    return {backend: run_step(backend, tmp) for backend in ("tensorflow", "jax")}
+    script = tmp_path_factory.mktemp("step") / "step.py"
+    script.write_text(STEP_SCRIPT, encoding="utf-8")
+    running = {backend: start_step(backend, script) for backend in ("tensorflow", "jax")}  # both at once
+    results = {}
+    for backend, process in running.items():
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-3000:]
+        results[backend] = json.loads(stdout.strip().splitlines()[-1])
+    return results
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])

@@ -79,7 +79,9 @@ def make_pretrain_scene(config: DemoConfig, split: str, index: int) -> Scene:
         if share < MIN_VISIBLE:
             continue
         confidence = 1.0 if share >= SURE_VISIBLE else PARTLY_HIDDEN_CONFIDENCE
-        texture_confidence = confidence if obj.radius >= SMALL_RADIUS * size else min(confidence, SMALL_TEXTURE_CONFIDENCE)
+        texture_confidence = confidence
+        if obj.radius < SMALL_RADIUS * size:
+            texture_confidence = min(confidence, SMALL_TEXTURE_CONFIDENCE)
         for tag, value in ((obj.shape, confidence), (obj.colour, confidence), (obj.texture, texture_confidence)):
             labels[tag] = max(labels.get(tag, 0.0), value)
     return Scene(image, labels)

@@ -81,4 +81,5 @@ class DownloadConfig:
     def fingerprint(self) -> dict:
         """The values that decide the stored bytes, as a JSON-ready dict."""
         values = asdict(self)
-        return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items() if name in STORED_BYTES_FIELDS}
+        chosen = {name: values[name] for name in STORED_BYTES_FIELDS}
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in chosen.items()}

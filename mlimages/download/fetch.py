@@ -61,21 +61,32 @@ class Fetcher:
             return Fetched(read_local(path, self.config.max_body_bytes), 1, None)
         host = urlsplit(source).hostname or ""
         for attempt in range(1, self.config.max_attempts + 1):
+            self._check_host_pause(host, attempt)
             try:
                 with self.gate.slot(host):
                     data, status = self._fetch_http(source)
                 return Fetched(data, attempt, status)
             except FetchError as error:
                 error.attempts = attempt
+                if error.retry_after_s is not None:
+                    self.gate.back_off(host, error.retry_after_s)  # the host's wish holds for every worker
                 delay_s = self._retry_delay_s(error, attempt)
                 if delay_s is None:
                     raise
                 log.debug("retry %s in %.2f s after %s", source, delay_s, error)
-                if error.retry_after_s is not None or error.http_status in (429, 503):
+                if error.http_status in (429, 503):
                     self.gate.back_off(host, delay_s)
                 else:
                     time.sleep(delay_s)
         raise AssertionError("unreachable")
+
+    def _check_host_pause(self, host: str, attempt: int) -> None:
+        """Fail fast (retryable) instead of waiting out a pause longer than `max_retry_after_s`."""
+        pause_s = self.gate.pause_s(host)
+        if pause_s > self.config.max_retry_after_s:
+            error = FetchError("rate_limited", f"host asked for a pause, {pause_s:.0f} s left; not requested")
+            error.attempts = attempt - 1
+            raise error
 
     def _retry_delay_s(self, error: FetchError, attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "mlimages-image-shards-v1"
 FILE_NAME = "fingerprint.json"
-SHARD_SUFFIXES = (".tar", ".jsonl", ".tar.partial", ".jsonl.partial", ".jsonl.tmp")
+SHARD_SUFFIXES = (".tar", ".jsonl", ".partial", ".tmp")
 
 
 def prepare_output(out: Path, config: DownloadConfig, force: bool) -> None:

@@ -47,6 +47,11 @@ class HostGate:
                     del self._active[host]
                 self._condition.notify_all()
 
+    def pause_s(self, host: str) -> float:
+        """Seconds left of `host`'s current pause (0 when none)."""
+        with self._condition:
+            return max(0.0, self._not_before.get(host, 0.0) - time.monotonic())
+
     def back_off(self, host: str, seconds: float) -> None:
         """Pause all new requests to `host` for `seconds` (never shortens a longer pause)."""
         with self._condition:

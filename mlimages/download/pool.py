@@ -107,7 +107,11 @@ class WorkerPool:
         for task in stuck:
             del self.in_flight[task.line]
             self.replaced_workers += 1
-            log.warning("line %d still running after %.0f s: recorded as watchdog, worker replaced", task.line, now - task.started_at)
+            log.warning(
+                "line %d still running after %.0f s: recorded as watchdog, worker replaced",
+                task.line,
+                now - task.started_at,
+            )
             self._start_worker()
         return [self._on_stuck(task) for task in stuck]
 

@@ -7,6 +7,7 @@ open shards' status records and at most `2 * concurrency` queued tasks, whatever
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -57,7 +58,8 @@ def download(
     total = count_wanted_lines(list_path, config.samples_per_shard, shard_index, num_shards)
     prepare_output(out, config, force)
     fetcher = Fetcher(config, HostGate(config.per_host_concurrency))
-    pool = WorkerPool(lambda payload: fetch_one(payload, fetcher, config), config.concurrency, config.watchdog_s, stuck_result)
+    work = functools.partial(fetch_one, fetcher=fetcher, config=config)
+    pool = WorkerPool(work, config.concurrency, config.watchdog_s, stuck_result)
     book = ShardBook(out, config.samples_per_shard, retry_failures)
     progress = Progress(total, config.failure_window, config.failure_warning_rate)
     start = time.monotonic()
@@ -75,7 +77,9 @@ def download(
     return report
 
 
-def run_lines(lines: Iterator[tuple[int, Annotation, str]], book: "ShardBook", pool: WorkerPool, progress: Progress) -> None:
+def run_lines(
+    lines: Iterator[tuple[int, Annotation, str]], book: "ShardBook", pool: WorkerPool, progress: Progress
+) -> None:
     """The main loop: plan each line, submit fetches, and store results as they come."""
     for line, annotation, where in lines:
         key = make_key(annotation.source)
@@ -108,7 +112,7 @@ def fetch_one(result: Result, fetcher: Fetcher, config: DownloadConfig) -> Resul
     except FetchError as error:
         result.status, result.error = error.reason, error.detail
         result.http_status = error.http_status if error.http_status is not None else result.http_status
-        result.attempts = getattr(error, "attempts", max(1, result.attempts))
+        result.attempts = getattr(error, "attempts", max(1, result.attempts))  # validation: the fetch's count
     except Exception as error:  # a bug must cost one line, not the run
         log.warning("unexpected error on line %d: %r", result.line, error, exc_info=log.isEnabledFor(logging.DEBUG))
         result.status, result.error = "unexpected", f"{type(error).__name__}: {error}"[:200]

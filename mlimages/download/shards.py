@@ -77,7 +77,15 @@ class Shard:
                 self.statuses[line] = record
         for line, meta in stored.items():
             self.statuses.setdefault(line, recovered_status(meta))
+        self._write_log_partial()  # rewritten whole: appending after a torn last line would corrupt it
         self.changed = True
+
+    def _write_log_partial(self) -> None:
+        temporary = self.log_partial.with_name(self.log_partial.name + ".tmp")
+        with temporary.open("w", encoding="utf-8") as log:
+            for line in sorted(self.statuses):
+                log.write(json.dumps(self.statuses[line], sort_keys=True) + "\n")
+        os.replace(temporary, self.log_partial)
 
     def plan(self, line: int, key: str, source: str, where: str) -> str:
         """Decide what to do with one input line: `FETCH`, or `SKIP` (done, or recorded now)."""
@@ -119,18 +127,20 @@ class Shard:
         self.changed = True
 
     def _reopen_complete(self) -> None:
-        """Start partial files, from the complete shard when there is one (its old files stay visible)."""
-        with self.log_partial.open("w", encoding="utf-8") as log:
-            for line in sorted(self.statuses):
-                log.write(json.dumps(self.statuses[line], sort_keys=True) + "\n")
-        if not self.tar_path.exists():
-            self.tar_partial.write_bytes(b"")
-            return
-        with self.tar_path.open("rb") as source:
-            _, end = scan_samples(source)
-            source.seek(0)
-            with self.tar_partial.open("wb") as target:
-                copy_bytes(source, target, end)
+        """Start partial files, from the complete shard when there is one (its old files stay visible).
+
+        The archive copy is renamed into place last: a kill during the copy leaves no partial archive,
+        so the next run starts again from the complete shard instead of refetching what the copy lost.
+        """
+        self._write_log_partial()
+        temporary = self.tar_partial.with_name(self.tar_partial.name + ".tmp")
+        with temporary.open("wb") as target:
+            if self.tar_path.exists():
+                with self.tar_path.open("rb") as source:
+                    _, end = scan_samples(source)
+                    source.seek(0)
+                    copy_bytes(source, target, end)
+        os.replace(temporary, self.tar_partial)
 
     def close(self) -> None:
         """Close the partial files without finishing the shard (the next run resumes from them)."""

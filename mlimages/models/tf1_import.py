@@ -69,7 +69,8 @@ def infer_blocks_per_stage(variables: dict[str, np.ndarray], where: str) -> tupl
             stage, block = int(match.group(1)), int(match.group(2))
             counts[stage] = max(counts.get(stage, 0), block + 1)
     if sorted(counts) != [0, 1, 2, 3]:
-        raise InputError(f"expected scopes stages_0..stages_3 of a Tencent ML-Images ResNet, found {sorted(counts)}", where)
+        found = sorted(counts)
+        raise InputError(f"expected scopes stages_0..stages_3 of a Tencent ML-Images ResNet, found {found}", where)
     return tuple(counts[stage] for stage in range(4))
 
 

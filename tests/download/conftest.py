@@ -1,101 +1,14 @@
-"""A loopback HTTP server with scripted faults, tiny images, and a helper that runs a download."""
+"""Fixtures of the download tests: the fault server and a port that never accepts."""
 
 from __future__ import annotations
 
-import collections
-import http.server
-import io
-import json
 import socket
-import struct
-import tarfile
 import threading
 import zlib
-from dataclasses import replace
-from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from mlimages.download import DownloadConfig, download
-
-# Short back-offs so retries cost little; timeouts stay generous (a loaded test machine must not turn
-# a good URL into a timeout) and the tests of timeouts tighten them for the one run that needs it.
-FAST = DownloadConfig(
-    samples_per_shard=50, concurrency=4, per_host_concurrency=4, connect_timeout_s=2.0, read_timeout_s=2.0,
-    deadline_s=3.0, max_attempts=3, backoff_base_s=0.05, backoff_max_s=0.2, host_backoff_s=0.2,
-    max_retry_after_s=2.0, watchdog_s=10.0, max_body_bytes=200_000, min_side=8, user_agent="mlimages-test",
-)
-
-
-def make_jpeg(seed: int, size=(32, 24), mode="RGB", exif_orientation: int | None = None) -> bytes:
-    """A small noisy JPEG (noise so every seed gives different bytes)."""
-    rng = np.random.default_rng(seed)
-    image = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
-    buffer = io.BytesIO()
-    exif = Image.Exif()
-    if exif_orientation:
-        exif[0x0112] = exif_orientation
-    image.save(buffer, "JPEG", quality=90, exif=exif.tobytes())
-    return buffer.getvalue()
-
-
-def make_png(size=(24, 24)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def make_bomb_png(width: int = 40_000, height: int = 40_000) -> bytes:
-    """A tiny PNG whose header claims `width x height` pixels (rewritten IHDR with a valid CRC)."""
-    data = bytearray(make_png((8, 8)))
-    ihdr = bytes(data[12:16]) + struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF)
-    return bytes(data)
-
-
-class FaultServer(http.server.ThreadingHTTPServer):
-    """Serves `routes`: path prefix -> function(handler). Counts hits per path."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.routes: dict[str, Callable] = {}
-        self.hits: collections.Counter = collections.Counter()
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_port}{path}"
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-    def do_GET(self):
-        with self.server.lock:
-            self.server.hits[self.path] += 1
-            hits = self.server.hits[self.path]
-        prefix = max((p for p in self.server.routes if self.path.startswith(p)), key=len, default=None)
-        if prefix is None:
-            return self.send_body(404, b"no route", "text/plain")
-        self.server.routes[prefix](self, hits)
-
-    def send_body(self, status: int, body: bytes, content_type="image/jpeg", headers=None):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+from .fault_server import FaultServer, make_jpeg
 
 
 @pytest.fixture
@@ -129,42 +42,3 @@ def dead_port():
     yield port
     for sock in fillers + [listener]:
         sock.close()
-
-
-class Outcome:
-    """What a download left on disk, read back through the public formats only."""
-
-    def __init__(self, out: Path, report: dict):
-        self.out, self.report = out, report
-        self.statuses = {}
-        for path in sorted(out.glob("*.jsonl")):
-            for text in path.read_text(encoding="utf-8").splitlines():
-                record = json.loads(text)
-                self.statuses[record["line"]] = record
-        self.samples, self.images = {}, {}
-        for path in sorted(out.glob("*.tar")):
-            with tarfile.open(path) as archive:
-                for member in archive.getmembers():
-                    data = archive.extractfile(member).read()
-                    key, _, ext = member.name.rpartition(".")
-                    if ext == "json":
-                        meta = json.loads(data)
-                        assert meta["line"] not in self.samples, "a sample stored twice"
-                        self.samples[meta["line"]] = meta
-                    else:
-                        self.images[key] = data
-
-    def status(self, line: int) -> str:
-        return self.statuses[line]["status"]
-
-    def image(self, line: int) -> Image.Image:
-        return Image.open(io.BytesIO(self.images[self.samples[line]["key"]]))
-
-
-def run_download(tmp_path: Path, sources: list[str], **overrides) -> Outcome:
-    """Download `sources` (one per line, label `line % 5`) with the FAST settings plus `overrides`."""
-    list_path = tmp_path / "list.tsv"
-    list_path.write_text("".join(f"{s}\t{i % 5}:1\t9:0.5\n" for i, s in enumerate(sources)), encoding="utf-8")
-    out = tmp_path / "images"
-    report = download(list_path, out, tmp_path / "report.json", replace(FAST, **overrides))
-    return Outcome(out, report)

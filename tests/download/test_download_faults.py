@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 import time
 
 import pytest
-from conftest import make_bomb_png, make_jpeg, make_png, run_download
+
+from .fault_server import make_bomb_png, make_jpeg, make_png, run_download
 
 GOOD = ["/ok/first.jpg", "/ok/second.jpg"]
 
 
 def check_good(outcome, lines=(1, 2)):
     """The good URLs (first lines of every list) are stored, with labels and a matching sha256."""
-    import hashlib
-
     for line in lines:
         assert outcome.status(line) == "ok", outcome.statuses[line]
         meta = outcome.samples[line]
@@ -118,16 +118,24 @@ def test_429_with_retry_after_then_200(server, tmp_path):
     assert outcome.statuses[3]["elapsed_s"] >= 0.9 and time.monotonic() - start >= 1.0  # Retry-After honoured
 
 
-def test_retry_after_longer_than_allowed_gives_up_as_retryable(server, tmp_path):
+def test_retry_after_longer_than_allowed_gives_up_and_pauses_the_host(server, tmp_path):
     server.routes["/fault"] = lambda h, n: h.send_body(429, b"", "text/plain", {"Retry-After": "3600"})
-    outcome = run_download(tmp_path, [server.url(p) for p in GOOD] + [server.url("/fault")])
+    sources = [server.url(p) for p in GOOD + ["/fault", "/ok/later.jpg"]]
+    outcome = run_download(tmp_path, sources, concurrency=1)
     check_good(outcome)
     assert outcome.statuses[3]["status"] == "rate_limited" and outcome.statuses[3]["retryable"]
     assert server.hits["/fault"] == 1
+    # The host asked for an hour: its next URL is not requested at all, and is retried on the next run.
+    assert (outcome.status(4), outcome.statuses[4]["attempts"], server.hits["/ok/later.jpg"]) == ("rate_limited", 0, 0)
 
 
 def test_500_then_200(server, tmp_path):
-    server.routes["/fault"] = lambda h, n: h.send_body(500, b"oops", "text/plain") if n == 1 else h.send_body(200, make_jpeg(12))
+    def route(handler, hits):
+        if hits == 1:
+            return handler.send_body(500, b"oops", "text/plain")
+        handler.send_body(200, make_jpeg(12))
+
+    server.routes["/fault"] = route
     outcome = run_download(tmp_path, [server.url(p) for p in GOOD] + [server.url("/fault")])
     check_good(outcome)
     assert outcome.status(3) == "ok" and outcome.statuses[3]["attempts"] == 2
@@ -152,7 +160,8 @@ def test_connect_timeout(server, tmp_path, dead_port):
 
 def test_body_dripping_slower_than_deadline(server, tmp_path):
     server.routes["/fault"] = drip
-    outcome = run_download(tmp_path, [server.url(p) for p in GOOD] + [server.url("/fault")], max_attempts=2, deadline_s=0.6)
+    sources = [server.url(p) for p in GOOD] + [server.url("/fault")]
+    outcome = run_download(tmp_path, sources, max_attempts=2, deadline_s=0.6)
     check_good(outcome)
     record = outcome.statuses[3]
     assert record["status"] == "timeout" and record["attempts"] == 2
@@ -175,7 +184,8 @@ def test_duplicate_urls_stored_once(server, tmp_path):
 
 
 def test_hostile_url_paths_never_reach_the_filesystem(server, tmp_path):
-    paths = ["/ok/../ok/dots.jpg", "/ok/%2e%2e/%2e%2e/enc.jpg", "/ok/a%20b.jpg", "/ok/ünï©ødé.jpg", "/ok/..%2f..%2fx.jpg"]
+    paths = ["/ok/../ok/dots.jpg", "/ok/%2e%2e/%2e%2e/enc.jpg", "/ok/a%20b.jpg", "/ok/ünï©ødé.jpg",
+             "/ok/..%2f..%2fx.jpg"]
     outcome = run_download(tmp_path, [server.url(p) for p in GOOD + paths])
     check_good(outcome, lines=range(1, 8))
     names = {p.name for p in outcome.out.iterdir()}

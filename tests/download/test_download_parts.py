@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-from conftest import FAST, make_jpeg, run_download
 
 from mlimages.config import load_params
 from mlimages.download import DownloadConfig
@@ -21,6 +20,8 @@ from mlimages.download.run import count_wanted_lines
 from mlimages.download.sources import make_key
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.errors import InputError
+
+from .fault_server import FAST, make_jpeg, run_download
 
 
 def test_params_section_loads_and_bad_values_name_the_field(tmp_path):
@@ -133,7 +134,8 @@ def test_request_errors_are_classed():
 
     pool = urllib3.HTTPConnectionPool("nowhere.invalid")
     connection = urllib3.connection.HTTPConnection("nowhere.invalid")
-    dns = requests.ConnectionError(MaxRetryError(pool, "/", NameResolutionError("nowhere.invalid", connection, OSError("no"))))
+    unresolved = NameResolutionError("nowhere.invalid", connection, OSError("no"))
+    dns = requests.ConnectionError(MaxRetryError(pool, "/", unresolved))
     cases = {
         "dns": dns,
         "connection": requests.ConnectionError(ConnectionResetError(104, "reset")),

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FAST, Outcome, make_jpeg, run_download
 
 from mlimages.download import download
 from mlimages.download.tarstream import scan_samples
 from mlimages.errors import InputError
+
+from .fault_server import FAST, Outcome, make_jpeg, run_download
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,8 @@ def test_kill_and_resume(server, tmp_path):
     list_path.write_text("".join(f"{s}\t1:1\n" for s in sources), encoding="utf-8")
     settings = replace(FAST, samples_per_shard=16, concurrency=3, max_attempts=1).__dict__
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"download": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}}))
+    section = {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()}
+    params.write_text(yaml.safe_dump({"download": section}))
     command = [sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out", str(out),
                "--report", str(tmp_path / "report.json"), "--params", str(params)]
     process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
@@ -107,9 +109,12 @@ def test_torn_partial_shard_is_cut_back_and_completed(server, tmp_path):
     (out / "00000.tar").unlink()
     (out / "00000.tar.partial").write_bytes(data[: len(data) // 2 + 100])
     (out / "00000.jsonl").rename(out / "00000.jsonl.partial")
+    with (out / "00000.jsonl.partial").open("a") as log:
+        log.write('{"line": 6, "stat')  # a status line torn by the kill
     hits = sum(server.hits.values())
     outcome = run_download(tmp_path, sources)
     assert set(outcome.samples) == set(range(1, 7)) and len(outcome.images) == 6
+    assert sorted(outcome.statuses) == list(range(1, 7)) and not list(out.glob("*.partial"))
     assert 0 < sum(server.hits.values()) - hits < 6  # only the samples lost with the torn tail
 
 
@@ -119,7 +124,8 @@ def test_changed_settings_are_refused_then_forced(server, tmp_path):
     with pytest.raises(InputError, match=r"max_side: 0 -> 16.*--force"):
         run_download(tmp_path, sources, max_side=16)
     run_download(tmp_path, sources, concurrency=2, deadline_s=2.0)  # speed settings may change freely
-    report = download(tmp_path / "list.tsv", tmp_path / "images", tmp_path / "r.json", replace(FAST, max_side=16), force=True)
+    forced = replace(FAST, max_side=16)
+    report = download(tmp_path / "list.tsv", tmp_path / "images", tmp_path / "r.json", forced, force=True)
     assert report["ok"] == 3 and report["run"]["fetched"] == 3
 
 
@@ -136,8 +142,10 @@ def test_scale_out_shards_merge_to_the_single_run(server, tmp_path):
     parts = tmp_path / "parts"
     parts.mkdir()
     list_path = tmp_path / "single" / "list.tsv"
-    reports = [download(list_path, parts / "images", parts / f"r{i}.json", replace(FAST, samples_per_shard=6, max_attempts=1),
-                        shard_index=i, num_shards=3) for i in range(3)]
+    config = replace(FAST, samples_per_shard=6, max_attempts=1)
+    reports = [
+        download(list_path, parts / "images", parts / f"r{i}.json", config, shard_index=i, num_shards=3) for i in range(3)
+    ]
     merged = Outcome(parts / "images", {})
     assert sorted(p.name for p in merged.out.glob("*.tar")) == [f"{i:05d}.tar" for i in range(7)]
     assert [r["shards"] for r in reports] == [3, 2, 2]
@@ -167,7 +175,8 @@ def test_file_and_imagenet_sources(tmp_path):
     root = tmp_path / "in21k"
     (root / "n01440764").mkdir(parents=True)
     (root / "n01440764" / "n01440764_18.JPEG").write_bytes(make_jpeg(2))
-    sources = [image.as_uri(), (tmp_path / "nope.jpg").as_uri(), "n01440764/n01440764_18.JPEG", "n01440764/n01440764_19.JPEG"]
+    missing = (tmp_path / "nope.jpg").as_uri()
+    sources = [image.as_uri(), missing, "n01440764/n01440764_18.JPEG", "n01440764/n01440764_19.JPEG"]
     outcome = run_download(tmp_path, sources, imagenet21k_root=str(root))
     assert [outcome.status(i) for i in range(1, 5)] == ["ok", "not_found", "ok", "not_found"]
     assert outcome.images[outcome.samples[1]["key"]] == make_jpeg(1)  # an RGB JPEG is stored as it came
@@ -182,8 +191,9 @@ def test_imagenet_id_without_root_is_a_clear_error(tmp_path):
 def test_stage_script_reports_bad_list_in_one_line(tmp_path):
     list_path = tmp_path / "list.tsv"
     list_path.write_text("ftp://example/x.jpg 1:1\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out",
-                             str(tmp_path / "o"), "--report", str(tmp_path / "r.json")], cwd=REPO, capture_output=True, text=True)
+    command = [sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out", str(tmp_path / "o"),
+               "--report", str(tmp_path / "r.json")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     last_line = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2 and last_line.startswith("error: ") and last_line.endswith("'ftp://example/x.jpg'")
     assert "list.tsv:1: first token must be a URL" in last_line
