@@ -105,6 +105,7 @@ def register(model, folder: Path, quick: bool) -> str:
 
     from mlimages import registry
 
+    os.chdir(folder)  # the store's default artifact root (./mlruns) goes to the temporary folder too
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     path = folder / "model.keras"
@@ -204,6 +205,7 @@ def main() -> None:
     args = parser.parse_args()
     photos = make_photos(128)
     model = build_model(args.quick)
+    home = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         evaluation = bench_evaluation(model, photos, folder / "records")
@@ -214,6 +216,7 @@ def main() -> None:
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
+            os.chdir(home)
     network = "ResNet-50 cut to one block per stage, width x0.25" if args.quick else "ResNet-101 (1000 classes)"
     body = (f"Network: {network}; {len(photos)} JPEG photos of 340 x 256 px.\n\n### Evaluation at 224 px\n\n"
             + markdown_table(["method", "images/s", "ratio to evaluate_records"], evaluation)

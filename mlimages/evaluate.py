@@ -182,7 +182,8 @@ def evaluate_uri(model_uri: str, cfg: EvaluateConfig, registry_cfg, records: str
     results = []
     for version in resolve_versions(model_uri, registry_cfg):
         results.append(evaluate_version(version, cfg, registry_cfg, records, trainable))
-        _log.info("%s version %s: %s", version.name, version.version, results[-1]["metrics"])
+        shown = {k: round(v, 4) for k, v in results[-1]["metrics"].items() if not k.startswith("classes_")}
+        _log.info("%s version %s: %s", version.name, version.version, shown)
     return results
 
 

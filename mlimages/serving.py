@@ -19,6 +19,7 @@ import base64
 import binascii
 import dataclasses
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -141,15 +142,13 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         import keras
 
-        import json
-
         self.config = ServingConfig(**json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text()))
         self.model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
         self.names = load_class_names(context.artifacts[CLASSES_ARTIFACT])
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> pd.DataFrame:
         params = params or {}
-        top_k = int(params.get("top_k") or self.config.top_k)
+        top_k = int(params["top_k"]) if params.get("top_k") is not None else self.config.top_k
         threshold = float(params.get("threshold", self.config.threshold))
         if top_k < 1:
             raise bad_input(f"top_k must be >= 1, got {top_k}")
@@ -165,7 +164,7 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
 def to_probabilities(logits: np.ndarray, task: str) -> np.ndarray:
     """Softmax over classes (single-label) or an independent sigmoid per class (multi-label)."""
     if task == "multi":
-        return 1.0 / (1.0 + np.exp(-logits))
+        return np.exp(-np.logaddexp(0.0, -logits))  # sigmoid without overflow warnings
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
@@ -216,7 +215,6 @@ def log_serving_model(keras_model_file: str | Path, classes_file: str | Path, co
     Returns:
         mlflow ModelInfo (``.model_id``, ``.model_uri``).
     """
-    import json
     import tempfile
 
     from mlflow.models import Model

@@ -1,0 +1,77 @@
+"""The demo's chain of MLflow project runs: pretrain -> evaluate -> finetune (pretrained, scratch) -> evaluate.
+
+Each step is an MLproject entry point run with the local environment, exactly what a user types
+(`mlflow run . -e finetune --env-manager local -P ...`); the results are read back from the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+import sys
+
+import mlflow
+
+from mlimages.registry import RegistryConfig, find_checkpoints, read_depth
+
+EXPERIMENT = "mlimages"
+
+_log = logging.getLogger(__name__)
+
+
+def run_entry_point(entry_point: str, **parameters: str) -> str:
+    """`mlflow run . -e ENTRY --env-manager local -P k=v ...`; returns the id of the run that did the work.
+
+    A training command run again resumes its earlier run (same params and output folder), so the
+    checkpoints may live there rather than in the run just submitted.
+    """
+    shown = " ".join(f"-P {k}={v}" for k, v in parameters.items())
+    _log.info("mlflow run . -e %s --env-manager local --experiment-name %s %s", entry_point, EXPERIMENT, shown)
+    run_id = mlflow.projects.run(".", entry_point, parameters=parameters, env_manager="local",
+                                 experiment_name=EXPERIMENT, synchronous=True).run_id
+    return run_id if entry_point == "evaluate" else training_run(run_id, entry_point, parameters["out"])
+
+
+def run_finetune_from_scratch(**parameters: str) -> str:
+    """The from-scratch finetune, run as its stage script in a fresh tracked run.
+
+    Through `mlflow run`, an empty `-P init_model=` is logged as the shell-quoted "''", which then
+    clashes with the run's own `init_model` param; the script itself takes an empty value as-is.
+    """
+    command = [sys.executable, "pipelines/finetune.py", "--init-model", ""]
+    for key, value in parameters.items():
+        command += [f"--{key.replace('_', '-')}", value]
+    _log.info("python %s", shlex.join(command[1:]))
+    subprocess.run(command, check=True)
+    return training_run(None, "finetune", parameters["out"])
+
+
+def training_run(run_id: str | None, task: str, out: str) -> str:
+    """`run_id` when it holds checkpoints, else the newest run named after the task and output folder."""
+    if run_id and find_checkpoints(run_id):
+        return run_id
+    name = f"{task}-{out.rstrip('/').split('/')[-1]}"
+    found = mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=f"attributes.run_name = '{name}'",
+                               order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    return found[0].info.run_id if found else run_id
+
+
+def run_demo(records: str, models: str, params: str, config: RegistryConfig) -> tuple[str, str]:
+    """Run every step; returns the registered names (pretrained, finetuned)."""
+    ml, imagenet = f"{records}/ml-images", f"{records}/imagenet"
+    pretrain = run_entry_point("pretrain", train=f"{ml}/train", val=f"{ml}/val", out=f"{models}/pretrain",
+                               params=params)
+    run_entry_point("evaluate", model_uri=f"runs:/{pretrain}", records=f"{ml}/val", train_records=f"{ml}/train",
+                    out="reports/eval/pretrain.json", params=params)
+    pretrained = config.model_name("pretrain", read_depth(mlflow.get_run(pretrain).data.params))
+    common = {"train": f"{imagenet}/train", "val": f"{imagenet}/val", "params": params}
+    runs = {
+        "pretrained": run_entry_point("finetune", out=f"{models}/finetune-pretrained",
+                                      init_model=f"models:/{pretrained}@champion", **common),
+        "scratch": run_finetune_from_scratch(out=f"{models}/finetune-scratch", **common),
+    }
+    for label, run in runs.items():
+        run_entry_point("evaluate", model_uri=f"runs:/{run}", records=f"{imagenet}/val",
+                        out=f"reports/eval/finetune-{label}.json", params=params)
+    return pretrained, config.model_name("finetune", read_depth(mlflow.get_run(runs["scratch"]).data.params))
