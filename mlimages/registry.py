@@ -129,9 +129,8 @@ def create_version(name: str, serving_model_id: str, run_id: str | None, tags: d
     except MlflowException as error:
         if "already exists" not in str(error).lower() and "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
             raise
-    version = client.create_model_version(
-        name, source=f"models:/{serving_model_id}", run_id=run_id, tags=tags, model_id=serving_model_id)
-    client.set_model_version_tag(name, version.version, SERVING_TAG, serving_model_id)
+    version = client.create_model_version(name, source=f"models:/{serving_model_id}", run_id=run_id,
+                                          tags={**tags, SERVING_TAG: serving_model_id}, model_id=serving_model_id)
     client.set_registered_model_alias(name, CANDIDATE, version.version)
     refresh_model_card(name, version.version)
     _log.info("registered %s version %s (step %s)", name, version.version, tags.get("mlimages.step"))

@@ -186,8 +186,9 @@ def _train(run: _Run, state, manager, train_dir, out_dir: Path, run_id: str | No
 
 
 def _is_checkpoint_step(run: _Run, step: int) -> bool:
-    every = run.cfg.checkpoint_every_steps
-    return step % run.steps_per_epoch == 0 or step == run.total_steps or bool(every and step % every == 0)
+    every_steps, every_epochs = run.cfg.checkpoint_every_steps, run.cfg.checkpoint_every_epochs
+    epoch_end = bool(every_epochs) and step % (every_epochs * run.steps_per_epoch) == 0
+    return epoch_end or step == run.total_steps or bool(every_steps and step % every_steps == 0)
 
 
 def _log_metrics(run: _Run, metrics: dict, step: int) -> None:

@@ -21,6 +21,8 @@ class TrainConfig:
         depth: ResNet depth, 50, 101 or 152.
         blocks_per_stage: block counts overriding `depth` (cut-down networks for tests only).
         width_multiplier: scales every layer's channels (1.0 = the paper's network).
+        bn_momentum: decay of the batch-norm moving statistics (0.997 in the paper; short runs
+            need a smaller value, or the statistics used at evaluation are still near their init).
         image_size: training crop side in pixels.
         batch_size: global batch size (split over devices and workers).
         steps / epochs: duration; exactly one is set (an epoch is count // batch_size steps).
@@ -39,7 +41,9 @@ class TrainConfig:
         strategy: ``default`` (one device), ``mirrored`` (all local devices),
             ``multi_worker`` (cluster from the TF_CONFIG environment variable).
         log_every_steps: loss, learning rate and images/s are logged this often.
-        checkpoint_every_steps: extra checkpoints between epoch ends (0: epoch ends only).
+        checkpoint_every_epochs: validate and checkpoint at every this many epoch ends (0: never;
+            the last step always gets one).
+        checkpoint_every_steps: also validate and checkpoint every this many steps (0: off).
         keep_checkpoints: how many checkpoints are kept on disk.
         val_examples: size of the validation subset evaluated at each epoch end.
         val_batch_size: batch size of validation.
@@ -49,6 +53,7 @@ class TrainConfig:
     depth: int = 101
     blocks_per_stage: tuple[int, ...] | None = None
     width_multiplier: float = 1.0
+    bn_momentum: float = 0.997
     image_size: int = 224
     batch_size: int = 64
     steps: int | None = None
@@ -74,6 +79,7 @@ class TrainConfig:
     xla: bool = False
     strategy: Literal["default", "mirrored", "multi_worker"] = "default"
     log_every_steps: int = 50
+    checkpoint_every_epochs: int = 1
     checkpoint_every_steps: int = 0
     keep_checkpoints: int = 3
     val_examples: int = 1000

@@ -59,7 +59,8 @@ def build_train_state(cfg: TrainConfig, num_classes: int, total_steps: int, init
         total_steps: length of the run (for the cosine schedule).
         init_model: finetune source whose backbone is restored (None: random initialisation).
     """
-    backbone = resnet.build_backbone(cfg.depth, cfg.blocks_per_stage, width_multiplier=cfg.width_multiplier)
+    backbone = resnet.build_backbone(cfg.depth, cfg.blocks_per_stage, bn_momentum=cfg.bn_momentum,
+                                     width_multiplier=cfg.width_multiplier)
     if init_model:
         from mlimages.pretrained import restore_backbone
 

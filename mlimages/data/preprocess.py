@@ -14,6 +14,8 @@ import tensorflow as tf
 # Bounding-box sampling of the original: the crop must cover at least 10% of the object (the whole image).
 MIN_OBJECT_COVERED = 0.1
 MAX_ATTEMPTS = 10
+# DCT scales libjpeg decodes at directly
+JPEG_RATIOS = (1, 2, 4, 8)
 
 
 def scale_pixels(image: tf.Tensor) -> tf.Tensor:
@@ -49,7 +51,8 @@ def train_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int, area_range=(0
                aspect_range=(0.75, 1.333), flip: bool = True) -> tf.Tensor:
     """Random-area, random-aspect crop resized to (size, size), randomly flipped, scaled to [-1, 1].
 
-    JPEGs are decoded and cropped in one step; other formats (PNG) are decoded whole first.
+    JPEGs are decoded and cropped in one step, at a reduced DCT scale when the crop is at least
+    twice the output size; other formats (PNG) are decoded whole first.
 
     Args:
         image_bytes: string scalar, encoded JPEG or PNG.
@@ -66,7 +69,7 @@ def train_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int, area_range=(0
     crop_seed, flip_seed = seed, tf.stack([seed[1], seed[0] + 1])
     image = tf.cond(
         tf.io.is_jpeg(image_bytes),
-        lambda: _fused_jpeg_crop(image_bytes, crop_seed, area_range, aspect_range),
+        lambda: _fused_jpeg_crop(image_bytes, crop_seed, area_range, aspect_range, size),
         lambda: _decoded_crop(image_bytes, crop_seed, area_range, aspect_range),
     )
     image = tf.image.resize(image, [size, size], method="bilinear", antialias=False)  # (size, size, 3)
@@ -75,9 +78,22 @@ def train_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int, area_range=(0
     return scale_pixels(image)
 
 
-def _fused_jpeg_crop(image_bytes, seed, area_range, aspect_range):
+def _fused_jpeg_crop(image_bytes, seed, area_range, aspect_range, size):
+    """Decode only the crop window, at the smallest DCT scale (1, 1/2, 1/4, 1/8) still >= `size`.
+
+    libjpeg can decode at a reduced scale almost for free (as Pillow's draft mode); a 224 px crop
+    of a 12-megapixel photo then never materialises the full-resolution pixels.
+    """
     window = sample_crop_window(tf.image.extract_jpeg_shape(image_bytes), seed, area_range, aspect_range)
-    return tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3, dct_method="INTEGER_FAST")
+    shorter = tf.minimum(window[2], window[3])
+    halvings = tf.reduce_sum(tf.cast(shorter >= size * tf.constant(JPEG_RATIOS[1:]), tf.int32))
+
+    def decode_at(ratio):
+        # the window is given in the coordinates of the scaled image
+        return lambda: tf.image.decode_and_crop_jpeg(
+            image_bytes, window // ratio, channels=3, ratio=ratio, dct_method="INTEGER_FAST")
+
+    return tf.switch_case(halvings, [decode_at(ratio) for ratio in JPEG_RATIOS])
 
 
 def _decoded_crop(image_bytes, seed, area_range, aspect_range):

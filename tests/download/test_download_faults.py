@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import struct
 import time
 
 import pytest
+from PIL import Image
 
 from .fault_server import make_bomb_png, make_jpeg, make_png, run_download
 
@@ -204,15 +206,28 @@ def test_exif_rotated_jpeg_is_stored_upright(server, tmp_path):
     assert image.size == (20, 40) and image.getexif().get(0x0112, 1) == 1
 
 
-def test_cmyk_and_grayscale_jpeg_become_rgb(server, tmp_path):
-    server.routes["/cmyk"] = lambda h, n: h.send_body(200, make_jpeg(5, mode="CMYK"))
-    server.routes["/gray"] = lambda h, n: h.send_body(200, make_jpeg(6, mode="L"))
-    server.routes["/png"] = lambda h, n: h.send_body(200, make_png(), "image/png")
-    outcome = run_download(tmp_path, [server.url(p) for p in GOOD + ["/cmyk", "/gray", "/png"]])
+def encoded(format_name: str, mode: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (24, 20), 128 if mode in ("L", "P") else (10, 200, 30, 128)[: len(mode)]).save(buffer, format_name)
+    return buffer.getvalue()
+
+
+def test_cmyk_grayscale_png_gif_webp_become_rgb_jpeg(server, tmp_path):
+    bodies = {
+        "/cmyk": make_jpeg(5, mode="CMYK"),
+        "/gray": make_jpeg(6, mode="L"),
+        "/png": make_png(),
+        "/rgba": encoded("PNG", "RGBA"),
+        "/gif": encoded("GIF", "P"),
+        "/webp": encoded("WEBP", "RGB"),
+    }
+    for path, body in bodies.items():
+        server.routes[path] = lambda h, n, body=body: h.send_body(200, body, "application/octet-stream")
+    outcome = run_download(tmp_path, [server.url(p) for p in GOOD + list(bodies)])
     check_good(outcome)
-    for line in (3, 4, 5):
+    for line in range(3, 3 + len(bodies)):
         image = outcome.image(line)
-        assert (image.format, image.mode) == ("JPEG", "RGB")
+        assert (image.format, image.mode) == ("JPEG", "RGB") and outcome.samples[line]["width"] == image.width
 
 
 def test_resize_caps_the_longer_side(server, tmp_path):

@@ -96,4 +96,5 @@ def test_repository_params_sections_load():
     pretrain = load_params("pretrain", PretrainConfig)
     finetune = load_params("finetune", FinetuneConfig)
     assert pretrain.depth in (50, 101, 152) and finetune.depth == pretrain.depth
-    assert pretrain.area_range[0] >= 0.7 and finetune.area_range[0] <= 0.1
+    assert pretrain.area_range[0] >= 0.7 and finetune.area_range[0] < pretrain.area_range[0]
+    assert finetune.final_size > finetune.image_size

@@ -103,3 +103,14 @@ def test_bad_record_folders_are_input_errors(tmp_path):
     (folder / "index.json").write_text(json.dumps({**index, "count": 0, "shards": []}))
     with pytest.raises(InputError, match="no records"):
         list_record_files(folder)
+
+
+def test_large_jpeg_crop_decoded_at_reduced_scale_matches_full_decode():
+    # A 1024 px photo cropped to 32 px decodes at 1/8 scale; it must look like the full-scale crop.
+    pixels = np.asarray(Image.fromarray(gradient_image(24, 32)).resize((1024, 768), Image.BICUBIC))
+    jpeg = tf.constant(encode(pixels, "JPEG"))
+    png = tf.constant(encode(pixels, "PNG"))
+    seed = tf.constant([9, 9], tf.int64)
+    fused = preprocess.train_crop(jpeg, seed, 32, flip=False)
+    reference = preprocess.train_crop(png, seed, 32, flip=False)
+    assert float(tf.reduce_mean(tf.abs(fused - reference))) < 0.05
