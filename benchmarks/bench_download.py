@@ -39,7 +39,8 @@ from mlimages.download.validate import make_stored_image
 from mlimages.images import encode_jpeg
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_PHOTOS = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared")) / "data" / "tencent-ml-images" / "images"
+SHARED = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared"))
+SHARED_PHOTOS = SHARED / "data" / "tencent-ml-images" / "images"
 LATENCY_S, SLOW_S, DEADLINE_S = 0.1, 30.0, 2.0
 
 
@@ -203,9 +204,12 @@ def bench_memory(work: Path, photos: list[Path], lengths: list[int]) -> list[lis
     """Mostly failing lists (missing local files; every 50th line a real photo) of growing length."""
     rows = []
     for length in lengths:
-        sources = [photos[i % len(photos)].as_uri() if i % 50 == 0 else (work / f"gone/{i}.jpg").as_uri() for i in range(length)]
+        sources = [
+            photos[i % len(photos)].as_uri() if i % 50 == 0 else (work / f"gone/{i}.jpg").as_uri() for i in range(length)
+        ]
         list_path = write_list(work / f"memory_{length}.tsv", sources)
-        run = run_child(["--child", "ours", "--list", str(list_path), "--out", str(work / f"m{length}"), "--concurrency", "16"])
+        out = work / f"m{length}"
+        run = run_child(["--child", "ours", "--list", str(list_path), "--out", str(out), "--concurrency", "16"])
         rows.append([f"{length:,}", run["stored"], f"{run['urls'] / run['wall_s']:.0f}", f"{run['peak_mb']:.0f}"])
     return rows
 

@@ -210,6 +210,7 @@ def main() -> None:
         folder = Path(tmp)
         evaluation = bench_evaluation(model, photos, folder / "records")
         model_uri = register(model, folder, args.quick)
+        del model  # the server and the in-process pyfunc load their own copies
         process, url = start_server(model_uri, folder)
         try:
             serving = serving_rows(model_uri, url, photos, 8 if args.quick else 3)

@@ -20,6 +20,7 @@ import binascii
 import dataclasses
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,10 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         self.config = ServingConfig(**json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text()))
         self.model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
         self.names = load_class_names(context.artifacts[CLASSES_ARTIFACT])
+        # The scoring server calls predict from many threads. One forward pass already uses every
+        # core, so running them one at a time costs no throughput and bounds the memory in use
+        # (16 concurrent ResNet-101 batches would otherwise hold 16 sets of activations).
+        self.forward_lock = threading.Lock()
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> pd.DataFrame:
         params = params or {}
@@ -156,7 +161,8 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         if not images:
             return rank_predictions(np.zeros((0, 1)), self.names, self.config.task, top_k, threshold)
         batch = np.stack([preprocess_image(data, self.config, row) for row, data in enumerate(images)])
-        logits = np.asarray(self.model(batch, training=False), dtype=np.float64)  # (n, classes)
+        with self.forward_lock:
+            logits = np.asarray(self.model(batch, training=False), dtype=np.float64)  # (n, classes)
         return rank_predictions(to_probabilities(logits, self.config.task), self.names, self.config.task,
                                 top_k, threshold)
 
