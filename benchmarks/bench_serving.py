@@ -61,7 +61,7 @@ def build_model(quick: bool, num_classes: int = 1000):
     return build_classifier(build_backbone(101), num_classes)
 
 
-def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 32) -> list[list]:
+def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) -> list[list]:
     """Rows: method, images/s, ratio to ours."""
     import tensorflow as tf
     from PIL import Image

@@ -35,7 +35,7 @@ def prepare_output(out: Path, config: DownloadConfig, force: bool) -> None:
     if path.exists():
         stored = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        if not changed:
+        if not changed and not force:
             return
         if not force:
             details = ", ".join(f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in changed)
@@ -44,7 +44,7 @@ def prepare_output(out: Path, config: DownloadConfig, force: bool) -> None:
                 "discard them, or restore the old values",
                 str(out),
             )
-        discard_shards(out, changed)
+        discard_shards(out, changed or ["(--force)"])
     elif any(shard_files(out)) and not force:
         raise InputError(f"holds shard files but no {FILE_NAME}; rerun with --force to discard them", str(out))
     elif force:

@@ -80,6 +80,7 @@ class Result:
     def status_record(self) -> dict:
         """The line written to the shard's NNNNN.jsonl status file."""
         record = {"line": self.line, "key": self.key, "source": self.source, "status": self.status}
+        record["labels"] = [[index, confidence] for index, confidence in self.labels]
         record.update(retryable=is_retryable(self.status), http_status=self.http_status, attempts=self.attempts)
         record.update(elapsed_s=round(self.elapsed_s, 3), error=self.error[:200])
         if self.jpeg is not None:

@@ -84,7 +84,7 @@ def run_lines(
     for line, annotation, where in lines:
         key = make_key(annotation.source)
         shard = book.shard_for(line)
-        if shard.plan(line, key, annotation.source, where) != FETCH:
+        if shard.plan(line, key, annotation, where) != FETCH:
             progress.skip()
             continue
         book.pending[shard.index] = book.pending.get(shard.index, 0) + 1

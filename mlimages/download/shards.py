@@ -18,6 +18,7 @@ import json
 import os
 from pathlib import Path
 
+from mlimages.annotations import Annotation
 from mlimages.download.outcome import OK, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.errors import InputError
@@ -87,19 +88,24 @@ class Shard:
                 log.write(json.dumps(self.statuses[line], sort_keys=True) + "\n")
         os.replace(temporary, self.log_partial)
 
-    def plan(self, line: int, key: str, source: str, where: str) -> str:
-        """Decide what to do with one input line: `FETCH`, or `SKIP` (done, or recorded now)."""
+    def plan(self, line: int, key: str, annotation: Annotation, where: str) -> str:
+        """Decide what to do with one input line: `FETCH`, or `SKIP` (done, or recorded now).
+
+        A line whose source or labels differ from what this folder recorded stops the run: the
+        stored sample would carry stale labels.
+        """
         record = self.statuses.get(line)
-        if record is not None and record["source"] != source:
+        labels = [[index, confidence] for index, confidence in annotation.labels]
+        if record is not None and (record["source"], record.get("labels", labels)) != (annotation.source, labels):
             raise InputError(
                 f"the list changed since this folder was written: {self.jsonl_path.name} has line {line} as "
-                f"{record['source'][:80]!r}; rerun with --force to discard the old shards",
+                f"{record['source'][:80]!r} with other labels or source; rerun with --force to discard the old shards",
                 where,
             )
         first = self.first_line_of_key.setdefault(key, line)
         if first != line:
             if record is None or record["status"] != "duplicate":
-                self.record(duplicate_result(line, key, source, first))
+                self.record(duplicate_result(line, key, annotation, first))
             return SKIP
         if record is None or is_retryable(record["status"]):
             return FETCH
@@ -186,12 +192,13 @@ def sample_meta(result: Result) -> dict:
 
 def recovered_status(meta: dict) -> dict:
     """A status line for a sample found in a partial archive whose status line was lost in a kill."""
-    result = Result(meta["line"], meta["key"], meta["source"], (), OK, error="recovered after interruption")
+    labels = tuple(zip(meta["labels"], meta["confidences"]))
+    result = Result(meta["line"], meta["key"], meta["source"], labels, OK, error="recovered after interruption")
     return result.status_record()
 
 
-def duplicate_result(line: int, key: str, source: str, first: int) -> Result:
-    return Result(line, key, source, (), "duplicate", error=f"same source as line {first}")
+def duplicate_result(line: int, key: str, annotation: Annotation, first: int) -> Result:
+    return Result(line, key, annotation.source, annotation.labels, "duplicate", error=f"same source as line {first}")
 
 
 def read_status_lines(path: Path) -> list[dict]:

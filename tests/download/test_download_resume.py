@@ -135,6 +135,21 @@ def test_changed_list_is_refused(server, tmp_path):
         run_download(tmp_path, [server.url(f"/ok/{i}.jpg") for i in (0, 9, 2)])
 
 
+def test_changed_labels_are_refused_then_forced(server, tmp_path):
+    sources = [server.url(f"/ok/{i}.jpg") for i in range(3)]
+    run_download(tmp_path, sources)
+    list_path = tmp_path / "list.tsv"
+    list_path.write_text(list_path.read_text().replace("9:0.5", "9:0.75"), encoding="utf-8")
+    config_args = (list_path, tmp_path / "images", tmp_path / "r.json", FAST)
+    with pytest.raises(InputError, match="other labels"):
+        download(*config_args)
+    report = download(*config_args, force=True)
+    assert report["ok"] == 3 and report["run"]["fetched"] == 3
+    with tarfile.open(tmp_path / "images" / "00000.tar") as archive:
+        metas = [archive.extractfile(m).read() for m in archive.getmembers() if m.name.endswith(".json")]
+    assert all(b"0.75" in meta for meta in metas)
+
+
 def test_scale_out_shards_merge_to_the_single_run(server, tmp_path):
     sources = mixed_sources(server, 40)
     (tmp_path / "single").mkdir()
