@@ -21,12 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 from mlimages.errors import InputError
-from mlimages.records.reader import list_shards, read_index
+from mlimages.records.reader import find_classes_file, list_shards, read_index
 from mlimages.records.schema import LABEL
 
 log = logging.getLogger(__name__)
 
-CLASSES_FILE = "classes.tsv"
 BATCH = 1024
 
 
@@ -109,10 +108,10 @@ def summarize_single_label(train: LabelCounts, val: LabelCounts) -> dict:
 
 
 def load_class_names(folder: str | Path, num_classes: int) -> list[str]:
-    """Class names from ``classes.tsv`` beside the split folders; the index when there is none."""
+    """Class names from the split's ``classes.tsv``; the index when there is none."""
     names = [str(i) for i in range(num_classes)]
-    path = Path(folder).parent / CLASSES_FILE
-    if path.is_file():
+    path = find_classes_file(folder)
+    if path is not None:
         for row in path.read_text(encoding="utf-8").splitlines():
             index, _, name = (row.split("\t", 2) + ["", ""])[:3]
             if index.isdigit() and int(index) < num_classes:

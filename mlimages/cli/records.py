@@ -89,10 +89,11 @@ def summarize(records: Iterable, names: dict[int, str], top: int) -> dict:
 
 
 def load_names(path: Path) -> dict[int, str]:
-    """Class names from the classes.tsv beside the split folder, when there is one."""
-    folder = path if path.is_dir() else path.parent
-    classes = folder.parent / "classes.tsv"
-    if not classes.is_file():
+    """Class names from the split's classes.tsv, when there is one."""
+    from mlimages.records.reader import find_classes_file
+
+    classes = find_classes_file(path if path.is_dir() else path.parent)
+    if classes is None:
         return {}
     rows = (line.split("\t") for line in classes.read_text(encoding="utf-8").splitlines() if line.strip())
     return {int(row[0]): row[2] if len(row) > 2 else row[-1] for row in rows}

@@ -160,7 +160,7 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
     samples = itertools.chain(bad_members, iter_samples(shards, indexes, num_classes))
     report = write_split(samples, out, config, "multi", num_classes, total, dense_labels or config.dense_labels)
     rows = [(c.index, c.wnid, c.name) for c in sorted(tree.categories.values(), key=lambda c: c.index)]
-    write_classes(Path(out).parent / CLASSES_FILE, rows)
+    write_classes(Path(out) / CLASSES_FILE, rows)  # inside the split: the stage's declared output
     return {"images": str(images), "image_shards": len(shards), **report}
 
 

@@ -31,6 +31,14 @@ def read_index(folder) -> dict:
     return index
 
 
+def find_classes_file(folder) -> Path | None:
+    """The classes.tsv of a split folder: inside it (ML-Images splits) or beside it (ImageNet)."""
+    for candidate in (Path(folder) / "classes.tsv", Path(folder).parent / "classes.tsv"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def list_shards(folder) -> list[Path]:
     """Shard paths of a split folder, in index order."""
     return [Path(folder) / shard["file"] for shard in read_index(folder)["shards"]]

@@ -62,7 +62,7 @@ def test_build_writes_good_images_in_line_order_and_reports_bad_ones(tmp_path):
                      6: ("not_image", f"00001.tar:{samples[6]['key']}")}
     index = read_index(tmp_path / "out" / "train")
     assert (index["label_kind"], index["num_classes"], index["count"], len(index["shards"])) == ("multi", 6, 7, 3)
-    classes = (tmp_path / "out" / "classes.tsv").read_text().splitlines()
+    classes = (tmp_path / "out" / "train" / "classes.tsv").read_text().splitlines()
     assert classes[:2] == ["0\tn00000000\tclass 0", "1\tn00000001\tclass 1"] and len(classes) == 6
 
 
@@ -118,7 +118,7 @@ def test_stage_script_writes_records_and_report(tmp_path):
     report = json.loads((tmp_path / "reports" / "train.json").read_text())
     assert (report["written"], report["skipped"], report["shards"]) == (7, 2, 3)  # 9 samples / 4: 3 a shard
     assert read_index(tmp_path / "tfrecords" / "ml-images" / "train")["count"] == 7
-    assert (tmp_path / "tfrecords" / "ml-images" / "classes.tsv").exists()
+    assert (tmp_path / "tfrecords" / "ml-images" / "train" / "classes.tsv").exists()
 
 
 def test_damaged_samples_are_skipped_and_named(tmp_path):
