@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import io
 import os
 import signal
@@ -75,29 +76,36 @@ def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) 
         for i, photo in enumerate(photos):
             writer.write(encode_example(photo, 256, 340, [i % 1000]))
         writer.commit()
-    # Warm up (graph building, tf.data start, oneDNN kernels) so neither method pays it in the timing.
-    evaluate_records(model, folder, EvaluateConfig(sizes=(224,), batch_size=batch, max_images=batch))
-    start = time.perf_counter()
-    evaluate_records(model, folder, EvaluateConfig(sizes=(224,), batch_size=batch))
-    ours = len(photos) / (time.perf_counter() - start)
-
-    start = time.perf_counter()
-    for i in range(0, len(photos), batch):
-        crops = []
-        for photo in photos[i:i + batch]:
-            pixels = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
-            crops.append(scale_pixels(resize_and_center_crop(tf.constant(pixels), 224, 0.875)).numpy())
-        model(np.stack(crops), training=False)
-    naive = len(photos) / (time.perf_counter() - start)
-
+    cfg = EvaluateConfig(sizes=(224,), batch_size=batch)
     inputs = np.random.default_rng(0).uniform(-1, 1, (batch, 224, 224, 3)).astype(np.float32)
-    start = time.perf_counter()
-    for _ in range(0, len(photos), batch):
-        model(inputs, training=False)
-    forward = len(photos) / (time.perf_counter() - start)
-    return [["evaluate_records (tf.data)", f"{ours:.1f}", "1.00"],
-            ["naive loop (Pillow, one image at a time)", f"{naive:.1f}", f"{naive / ours:.2f}"],
-            ["forward pass only (ceiling)", f"{forward:.1f}", f"{forward / ours:.2f}"]]
+
+    def ours():
+        evaluate_records(model, folder, cfg)
+
+    def naive():
+        for i in range(0, len(photos), batch):
+            crops = []
+            for photo in photos[i:i + batch]:
+                pixels = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+                crops.append(scale_pixels(resize_and_center_crop(tf.constant(pixels), 224, 0.875)).numpy())
+            model(np.stack(crops), training=False)
+
+    def forward():
+        for _ in range(0, len(photos), batch):
+            model(inputs, training=False)
+
+    # Warm up (graph building, tf.data start, oneDNN kernels), then the best of two interleaved rounds:
+    # on a shared machine the best round is the least disturbed one.
+    evaluate_records(model, folder, dataclasses.replace(cfg, max_images=batch))
+    rates = {name: 0.0 for name in ("ours", "naive", "forward")}
+    for _ in range(2):
+        for name, method in (("ours", ours), ("naive", naive), ("forward", forward)):
+            start = time.perf_counter()
+            method()
+            rates[name] = max(rates[name], len(photos) / (time.perf_counter() - start))
+    labels = {"ours": "evaluate_records (tf.data)", "naive": "naive loop (Pillow, one image at a time)",
+              "forward": "forward pass only (ceiling)"}
+    return [[labels[name], f"{rate:.1f}", f"{rate / rates['ours']:.2f}"] for name, rate in rates.items()]
 
 
 def register(model, folder: Path, quick: bool) -> str:
@@ -219,7 +227,9 @@ def main() -> None:
             process.wait(timeout=30)
             os.chdir(home)
     network = "ResNet-50 cut to one block per stage, width x0.25" if args.quick else "ResNet-101 (1000 classes)"
-    body = (f"Network: {network}; {len(photos)} JPEG photos of 340 x 256 px.\n\n### Evaluation at 224 px\n\n"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    body = (f"Network: {network}; {len(photos)} JPEG photos of 340 x 256 px. Load average at the end: {load} "
+            "(other jobs shared the machine; treat small ratios as noise).\n\n### Evaluation at 224 px\n\n"
             + markdown_table(["method", "images/s", "ratio to evaluate_records"], evaluation)
             + "\n\n### Serving on loopback (`mlflow models serve --env-manager local`, 1 worker)\n\n"
             + markdown_table(["images/request", "path", "clients", "p50 ms", "p99 ms", "requests/s", "images/s",

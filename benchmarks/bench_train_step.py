@@ -15,7 +15,7 @@ synthetic batch; the first steps (graph building, compilation) are timed apart a
 median of the timed steps gives images/s.
 
     python benchmarks/bench_train_step.py            # batch 32 at 224 px, 10 timed steps
-    python benchmarks/bench_train_step.py --quick    # batch 8 at 128 px, 2 timed steps (a few minutes)
+    python benchmarks/bench_train_step.py --quick    # batch 8 at 128 px, 3 timed steps (a few minutes)
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def format_body(results: list[dict], args: argparse.Namespace) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="batch 8 at 128 px, 2 timed steps")
+    parser.add_argument("--quick", action="store_true", help="batch 8 at 128 px, 3 timed steps")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=10)
@@ -150,7 +150,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--policy", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.size, args.steps, args.warmup = 8, 128, 2, 1
+        args.batch, args.size, args.steps, args.warmup = 8, 128, 3, 1
     return args
 
 

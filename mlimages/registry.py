@@ -204,8 +204,10 @@ def register_keras_model(model_path: str | Path, name: str, classes_file: str | 
         The new ModelVersion (alias `candidate`).
     """
     from mlimages.pretrained import load_source_model
-    from mlimages.tracking import lineage_tags
+    from mlimages.tracking import configure_tracking, lineage_tags
 
+    if not mlflow.tracking.is_tracking_uri_set():
+        configure_tracking()  # the project's store (sqlite:///mlflow.db), not MLflow's ./mlruns default
     config = config or RegistryConfig()
     task = task or ("pretrain" if name.endswith("-ml") else "finetune")
     model = load_source_model(str(model_path))

@@ -28,7 +28,6 @@ def register(subparsers) -> None:
     parser.add_argument("--size", type=int, default=224, help="crop side in pixels")
     parser.add_argument("--crop-fraction", type=float, default=0.875)
     parser.add_argument("--ten-crop", action="store_true", help="average 4 corners + centre and mirrors")
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.set_defaults(func=write_features)
 
 
