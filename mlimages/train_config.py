@@ -92,7 +92,8 @@ class PretrainConfig(TrainConfig):
     """Multi-label pretraining with the paper's adaptive loss.
 
     Attributes:
-        loss: ``adaptive`` (the paper's re-weighted loss) or ``sigmoid`` (plain, for comparison).
+        loss: ``adaptive`` (the paper's re-weighted loss) or ``sigmoid`` (the same sum over classes
+            with every class weight 1: plain sigmoid cross-entropy, for comparison and small worlds).
         pos_weight: weight of positive labels (eta, 12).
         mask_thres: confidence from which a label counts as positive for the counters (tau, 0.7).
         neg_select: probability that an absent class is trained as a negative in a step (q).

@@ -105,9 +105,11 @@ def update_counters(state: TrainState, cfg: PretrainConfig, targets, step) -> tf
 def compute_task_loss(cfg: TrainConfig, targets, logits, class_weights) -> tf.Tensor:
     """The data term of the loss for the task of `cfg` (mean over the replica's batch)."""
     if isinstance(cfg, PretrainConfig):
-        if cfg.loss == "adaptive":
-            return losses.adaptive_sigmoid_cross_entropy(targets, logits, class_weights, cfg.pos_weight)
-        return losses.sigmoid_cross_entropy(targets, logits, cfg.pos_weight)
+        if cfg.loss == "sigmoid":
+            # The paper's normalisation (sum over classes, mean over images) with every class weight 1;
+            # a mean over classes too would shrink the gradient by the number of classes.
+            class_weights = tf.ones([logits.shape[-1]])
+        return losses.adaptive_sigmoid_cross_entropy(targets, logits, class_weights, cfg.pos_weight)
     return losses.softmax_cross_entropy(targets, logits, cfg.label_smoothing)
 
 

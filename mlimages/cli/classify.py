@@ -8,13 +8,10 @@ photos go through exactly the preprocessing the served model applies. Output, on
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from mlimages.errors import InputError
-
-_log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:

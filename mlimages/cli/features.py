@@ -9,15 +9,12 @@ the rest is written.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from mlimages.errors import InputError
-
-_log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:

@@ -92,6 +92,9 @@ def test_entry_point_registers_evaluates_and_moves_champion(tracking_store, fine
         model = mlflow.get_logged_model(version.tags["mlimages.serving_model"])
         assert {m.key for m in model.metrics} >= {"eval_top1_32", "eval_top5_48", "loss"}
         assert model.params.get("depth") == "50"
-    # Evaluating again registers nothing new.
+    # Evaluating again registers nothing new; one version can be re-evaluated through its alias.
     assert main(args) == 0
     assert len(client.search_model_versions(f"name = '{name}'")) == 2
+    assert main(["--model-uri", f"models:/{name}@candidate"] + args[2:]) == 0
+    (again,) = read_json(out)["results"]
+    assert again["version"] == 2 and again["metrics"] == results[1]["metrics"]
