@@ -101,7 +101,8 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
     continues in the run that holds the key, and the new project run is tagged with where it went.
 
     Args:
-        experiment: experiment name (created when missing) for runs started outside `mlflow run`.
+        experiment: experiment name (created when missing) for runs started outside `mlflow run`;
+            the ``MLFLOW_EXPERIMENT_NAME`` environment variable takes precedence, as in MLflow.
         run_key: from `make_run_key`; the newest run with this tag, in any experiment, is resumed.
         run_name: shown in the UI for a new run.
         tags: set on the run (again on resume, so lineage reflects the latest code).
@@ -122,7 +123,7 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
     elif project_run:
         run = mlflow.start_run(run_id=project_run, tags={RUN_KEY_TAG: run_key})
     else:
-        mlflow.set_experiment(experiment)
+        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
         run = mlflow.start_run(run_name=run_name, tags={RUN_KEY_TAG: run_key})
     if tags:
         mlflow.set_tags(dict(tags))

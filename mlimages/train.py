@@ -25,7 +25,7 @@ from mlimages import tracking
 from mlimages.data.pipeline import InputConfig, list_record_files, make_dataset, read_index
 from mlimages.distribute import is_chief, make_strategy, worker_id
 from mlimages.errors import InputError
-from mlimages.train_config import PretrainConfig, TrainConfig, check_duration, count_total_steps, find_size_switch_step
+from mlimages.train_config import TrainConfig, check_duration, count_total_steps, find_size_switch_step
 from mlimages.train_state import build_train_state, make_train_step
 from mlimages.train_validation import validate
 
@@ -140,9 +140,10 @@ def _start_logging(run: _Run, params: dict, train_dir, val_dir, run_id: str) -> 
     run.logged_steps = frozenset(tracking.logged_checkpoint_steps(run_id))
     tracking.log_dataset_input(train_dir, "training")
     tracking.log_dataset_input(val_dir, "validation")
-    classes = Path(train_dir).parent / "classes.tsv"
-    if classes.is_file():
-        run.classes_file = tracking.log_classes_file(classes)
+    # classes.tsv sits in the split folder (ML-Images) or beside the splits (ImageNet)
+    found = [p for p in (Path(train_dir) / "classes.tsv", Path(train_dir).parent / "classes.tsv") if p.is_file()]
+    if found:
+        run.classes_file = tracking.log_classes_file(found[0])
     mlflow.set_tag("mlimages.total_steps", str(run.total_steps))
 
 

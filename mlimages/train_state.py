@@ -7,7 +7,6 @@ slots, same loss counters). `make_train_step` compiles one distributed SGD step.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import keras
@@ -19,8 +18,6 @@ from mlimages.train_config import FinetuneConfig, PretrainConfig, TrainConfig
 
 # the stem and the first two stages: the original's FixBlock2 finetuning option
 FROZEN_STAGES = (0, 1)
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass
