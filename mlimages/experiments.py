@@ -7,9 +7,6 @@ Each step is an MLproject entry point run with the local environment, exactly wh
 from __future__ import annotations
 
 import logging
-import shlex
-import subprocess
-import sys
 
 import mlflow
 
@@ -31,20 +28,6 @@ def run_entry_point(entry_point: str, **parameters: str) -> str:
     run_id = mlflow.projects.run(".", entry_point, parameters=parameters, env_manager="local",
                                  experiment_name=EXPERIMENT, synchronous=True).run_id
     return run_id if entry_point == "evaluate" else training_run(run_id, entry_point, parameters["out"])
-
-
-def run_finetune_from_scratch(**parameters: str) -> str:
-    """The from-scratch finetune, run as its stage script in a fresh tracked run.
-
-    Through `mlflow run`, an empty `-P init_model=` is logged as the shell-quoted "''", which then
-    clashes with the run's own `init_model` param; the script itself takes an empty value as-is.
-    """
-    command = [sys.executable, "pipelines/finetune.py", "--init-model", ""]
-    for key, value in parameters.items():
-        command += [f"--{key.replace('_', '-')}", value]
-    _log.info("python %s", shlex.join(command[1:]))
-    subprocess.run(command, check=True)
-    return training_run(None, "finetune", parameters["out"])
 
 
 def training_run(run_id: str | None, task: str, out: str) -> str:
@@ -69,7 +52,7 @@ def run_demo(records: str, models: str, params: str, config: RegistryConfig) -> 
     runs = {
         "pretrained": run_entry_point("finetune", out=f"{models}/finetune-pretrained",
                                       init_model=f"models:/{pretrained}@champion", **common),
-        "scratch": run_finetune_from_scratch(out=f"{models}/finetune-scratch", **common),
+        "scratch": run_entry_point("finetune", out=f"{models}/finetune-scratch", init_model="scratch", **common),
     }
     for label, run in runs.items():
         run_entry_point("evaluate", model_uri=f"runs:/{run}", records=f"{imagenet}/val",

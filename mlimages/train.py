@@ -30,6 +30,7 @@ from mlimages.train_state import build_train_state, make_train_step
 from mlimages.train_validation import validate
 
 LABEL_KIND = {"pretrain": "multi", "finetune": "single"}
+SCRATCH = "scratch"  # the `init_model` of a finetune that starts from random weights
 
 _log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def fit(task: str, cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path,
         if not run.chief:
             return _train(run, state, manager, train_dir, out_dir)
         params = {"task": task, **dataclasses.asdict(cfg), "train_dir": str(train_dir), "val_dir": str(val_dir),
-                  "init_model": init_model or ""}
+                  "init_model": init_model or SCRATCH}
         key = tracking.make_run_key(params, out_dir)
         with tracking.start_or_resume_run(cfg.experiment, key, f"{task}-{out_dir.name}",
                                           {"mlimages.task": task, **tracking.lineage_tags()}) as active:

@@ -4,7 +4,7 @@
         --out models/finetune --init-model models:/mlimages-resnet101-ml@champion [--epochs 3 ...]
 
 `--init-model` takes models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-ID, runs:/RUN_ID/checkpoint,
-a .keras file or a training output folder; empty trains from scratch. Any further `--KEY VALUE`
+a .keras file or a training output folder; `scratch` (or empty) trains from scratch. Any further `--KEY VALUE`
 overrides that key of the `finetune:` params section. The same command again resumes.
 """
 
@@ -17,7 +17,7 @@ import sys
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.tracking import configure_tracking
-from mlimages.train import TrainingDiverged, fit
+from mlimages.train import SCRATCH, TrainingDiverged, fit
 from mlimages.train_config import FinetuneConfig, parse_overrides
 
 
@@ -27,14 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", required=True, help="single-label record folder (training split)")
     parser.add_argument("--val", required=True, help="single-label record folder (validation split)")
     parser.add_argument("--out", required=True, help="checkpoints, model.keras and summary.json")
-    parser.add_argument("--init-model", default="", help="pretrained model URI or path; empty: from scratch")
+    parser.add_argument("--init-model", default="scratch", help="pretrained model URI or path; `scratch`: none")
     parser.add_argument("--params", default="params.yaml")
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = load_params("finetune", FinetuneConfig, args.params, parse_overrides(extra))
     configure_tracking()
     try:
-        fit("finetune", cfg, args.train, args.val, args.out, init_model=args.init_model or None)
+        fit("finetune", cfg, args.train, args.val, args.out, init_model=None if args.init_model in ("", SCRATCH) else args.init_model)
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
