@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,7 @@ from .fault_server import FAST, make_jpeg, run_download
 
 
 def test_params_section_loads_and_bad_values_name_the_field(tmp_path):
-    config = load_params("download", DownloadConfig)  # the repository's params.yaml
+    config = load_params("download", DownloadConfig, Path(__file__).resolve().parents[2] / "params.yaml")
     assert config.samples_per_shard >= 1 and config.limits.max_pixels == config.max_pixels
     params = tmp_path / "params.yaml"
     params.write_text("download:\n  concurrency: 0\n")

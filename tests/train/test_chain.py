@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -93,8 +94,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_records, tracking_ur
 
 
 def test_repository_params_sections_load():
-    pretrain = load_params("pretrain", PretrainConfig)
-    finetune = load_params("finetune", FinetuneConfig)
+    params = Path(__file__).resolve().parents[2] / "params.yaml"
+    pretrain = load_params("pretrain", PretrainConfig, params)
+    finetune = load_params("finetune", FinetuneConfig, params)
     assert pretrain.depth in (50, 101, 152) and finetune.depth == pretrain.depth
     assert pretrain.area_range[0] >= 0.7 and finetune.area_range[0] < pretrain.area_range[0]
     assert finetune.final_size > finetune.image_size
