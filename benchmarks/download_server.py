@@ -17,7 +17,7 @@ class ImageHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):
-        pass
+        """Silent: a line per request would drown the benchmark's own output."""
 
     def do_GET(self):
         kind, _, number = self.path.strip("/").partition("/")
@@ -44,7 +44,7 @@ class QuietServer(http.server.ThreadingHTTPServer):
     request_queue_size = 128
 
     def handle_error(self, request, client_address):
-        pass  # clients giving up (timeouts, closed connections) are part of the benchmark
+        """Silent: clients giving up (timeouts, closed connections) are part of the benchmark."""
 
 
 def serve(image_paths: list[str], latency_s: float, slow_s: float, ports) -> None:
