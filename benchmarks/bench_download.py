@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.download_server import start_server
-from benchmarks.report import markdown_table, write_section
-from mlimages.download import DownloadConfig, download
-from mlimages.download.validate import make_stored_image
-from mlimages.images import encode_jpeg
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runnable as a script
+from benchmarks.download_server import start_server  # noqa: E402
+from benchmarks.report import markdown_table, write_section  # noqa: E402
+from mlimages.download import DownloadConfig, download  # noqa: E402
+from mlimages.download.validate import make_stored_image  # noqa: E402
+from mlimages.images import encode_jpeg  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared"))

@@ -14,18 +14,11 @@ from mlimages.train_config import PretrainConfig
 from .fakes import TINY
 
 
-@pytest.fixture
-def restore_policy():
-    yield
-    keras.config.set_dtype_policy("float32")
-
-
 @pytest.mark.parametrize(
     "precision, xla, compute_dtype",
     [("mixed_float16", False, "float16"), ("mixed_bfloat16", True, "bfloat16"), ("float32", True, "float32")],
 )
-def test_precision_and_xla_train_finite_steps(tiny_records, tracking_uri, tmp_path, restore_policy,
-                                              precision, xla, compute_dtype):
+def test_precision_and_xla_train_finite_steps(tiny_records, tracking_uri, tmp_path, precision, xla, compute_dtype):
     cfg = PretrainConfig(**TINY, steps=4, precision=precision, xla=xla)
     result = fit("pretrain", cfg, tiny_records["ml_train"], tiny_records["ml_val"], tmp_path / "out")
     assert result.step == 4
