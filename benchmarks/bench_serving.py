@@ -229,7 +229,7 @@ def main() -> None:
     network = "ResNet-50 cut to one block per stage, width x0.25" if args.quick else "ResNet-101 (1000 classes)"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (f"Network: {network}; {len(photos)} JPEG photos of 340 x 256 px. Load average at the end: {load} "
-            "(other jobs shared the machine; treat small ratios as noise).\n\n### Evaluation at 224 px\n\n"
+            "(2 cores: a load above 2 means other work shared them; treat small ratios as noise then).\n\n### Evaluation at 224 px\n\n"
             + markdown_table(["method", "images/s", "ratio to evaluate_records"], evaluation)
             + "\n\n### Serving on loopback (`mlflow models serve --env-manager local`, 1 worker)\n\n"
             + markdown_table(["images/request", "path", "clients", "p50 ms", "p99 ms", "requests/s", "images/s",
