@@ -78,12 +78,13 @@ def fit(task: str, cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path,
         train_dir, val_dir: record folders (index.json + shards).
         out_dir: checkpoints, ``model.keras`` and ``summary.json`` go here; the same folder and
             params resume the same run.
-        init_model: finetune source (see `mlimages.pretrained`); None trains from scratch.
+        init_model: finetune source (see `mlimages.pretrained`); None, "" or "scratch" trains from scratch.
 
     Returns:
         The `FitResult`; raises `TrainingDiverged` on a NaN loss, `InputError` on bad input.
     """
     strategy = make_strategy(cfg.strategy)  # first: multi-worker setup must precede other TF ops
+    init_model = None if init_model in (None, "", SCRATCH) else init_model
     check_duration(cfg, task)
     out_dir = Path(out_dir)
     run = _make_run(task, cfg, strategy, train_dir, val_dir)
@@ -91,12 +92,13 @@ def fit(task: str, cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path,
     keras.config.set_dtype_policy(cfg.precision)
     try:
         with strategy.scope():
-            resuming = tf.train.latest_checkpoint(str(out_dir / "checkpoints")) is not None
+            latest = tf.train.latest_checkpoint(str(out_dir / "checkpoints"))
+            resuming = latest is not None
             state = build_train_state(cfg, run.num_classes, run.total_steps, None if resuming else init_model)
         checkpoint = state.make_checkpoint()
         manager = _make_manager(checkpoint, state, out_dir, run)
         if resuming:
-            checkpoint.restore(tf.train.latest_checkpoint(str(out_dir / "checkpoints"))).assert_existing_objects_matched()
+            checkpoint.restore(latest).assert_existing_objects_matched()
             _log.info("resumed from step %d (optimizer iterations %d, positive-counter sum %.1f)",
                       int(state.step.numpy()), int(state.optimizer.iterations.numpy()),
                       float(tf.reduce_sum(state.pos_counts)))

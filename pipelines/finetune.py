@@ -17,7 +17,7 @@ import sys
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.tracking import configure_tracking
-from mlimages.train import SCRATCH, TrainingDiverged, fit
+from mlimages.train import TrainingDiverged, fit
 from mlimages.train_config import FinetuneConfig, parse_overrides
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_params("finetune", FinetuneConfig, args.params, parse_overrides(extra))
     configure_tracking()
     try:
-        fit("finetune", cfg, args.train, args.val, args.out, init_model=None if args.init_model in ("", SCRATCH) else args.init_model)
+        fit("finetune", cfg, args.train, args.val, args.out, init_model=args.init_model)
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
