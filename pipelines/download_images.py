@@ -4,6 +4,8 @@
         --report reports/download/val.json [--shard-index I --num-shards N] [--retry-failures] [--force]
 
 Rerunning the same command resumes: finished lines are skipped, retryable failures are retried.
+With --force, what is stale is discarded instead of stopping the run: every shard after a change of
+the settings in fingerprint.json, else only the shards whose lines changed in the list.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shard-index", type=int, default=0, help="this worker's index (with --num-shards)")
     parser.add_argument("--num-shards", type=int, default=1, help="workers sharing the list (every N-th shard each)")
     parser.add_argument("--retry-failures", action="store_true", help="also retry permanent failures")
-    parser.add_argument("--force", action="store_true", help="discard shards made with other download settings")
+    parser.add_argument("--force", action="store_true", help="discard stale shards (other settings, or a changed list)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
     return parser.parse_args(argv)
 

@@ -2,7 +2,8 @@
 
 Runs every data stage for real (demo world, lists, download over file:// URLs, TFRecords, ImageNet
 records, statistics), reads the records back and checks them against the prepared lists, then
-checks that a second `dvc repro` does nothing and that a params change reaches only its stage.
+checks that a second `dvc repro` does nothing, that a params change reaches only its stage, and
+that rerunning the download stage keeps its shards (a persisted output, so `dvc repro` resumes).
 The slow tests share one `dvc repro` (about a minute on two cores).
 """
 
@@ -155,3 +156,16 @@ def test_second_repro_does_nothing_and_params_reach_only_their_stage(repo):
     write_tiny_params(repo, stats_min_images=6)
     status = json.loads(run(repo, str(BIN / "dvc"), "status", "--json").stdout)
     assert list(status) == ["dataset_stats"]
+
+
+@pytest.mark.slow
+def test_rerun_of_the_download_stage_keeps_its_shards(repo):
+    shard = repo / "data" / "images" / "val" / "00000.tar"
+    before = shard.stat()
+    run(repo, str(BIN / "dvc"), "repro", "--force", "--single-item", "download_images@val")
+    after = shard.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not emptied and refetched
+    report = json.loads((repo / "reports" / "download" / "val.json").read_text())
+    assert report["run"]["fetched"] == 0 and report["ok"] == TINY_DEMO["val_images"]
+    status = json.loads(run(repo, str(BIN / "dvc"), "status", "--json").stdout)
+    assert "build_tfrecords@val" not in status  # same shards, so nothing downstream is stale

@@ -2,8 +2,10 @@
 
 `fingerprint.json` in the output folder holds the settings that decide the stored bytes
 (`DownloadConfig.fingerprint()`). A rerun with different values stops with a one-line error
-naming the changed fields; `--force` discards the old shards instead (explicitly, with a log
-line), since downloaded images may be irreplaceable and are never thrown away silently.
+naming the changed fields; `--force` discards every shard instead (explicitly, with a log line),
+since downloaded images may be irreplaceable and are never thrown away silently. With the same
+settings `--force` discards nothing here: `staleness` then drops only the shards the list no
+longer matches.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import os
 from pathlib import Path
 
 from mlimages.download.config import DownloadConfig
+from mlimages.download.shards import shard_files
 from mlimages.errors import InputError
 
 log = logging.getLogger(__name__)
 
 FORMAT = "mlimages-image-shards-v1"
 FILE_NAME = "fingerprint.json"
-SHARD_SUFFIXES = (".tar", ".jsonl", ".partial", ".tmp")
 
 
 def prepare_output(out: Path, config: DownloadConfig, force: bool) -> None:
@@ -35,7 +37,7 @@ def prepare_output(out: Path, config: DownloadConfig, force: bool) -> None:
     if path.exists():
         stored = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        if not changed and not force:
+        if not changed:
             return
         if not force:
             details = ", ".join(f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in changed)
@@ -44,22 +46,17 @@ def prepare_output(out: Path, config: DownloadConfig, force: bool) -> None:
                 "discard them, or restore the old values",
                 str(out),
             )
-        discard_shards(out, changed or ["(--force)"])
-    elif any(shard_files(out)) and not force:
-        raise InputError(f"holds shard files but no {FILE_NAME}; rerun with --force to discard them", str(out))
-    elif force:
-        discard_shards(out, ["(no fingerprint)"])
+        discard_shards(out, f"download settings changed: {', '.join(changed)}")
+    elif any(shard_files(out)):
+        if not force:
+            raise InputError(f"holds shard files but no {FILE_NAME}; rerun with --force to discard them", str(out))
+        discard_shards(out, f"no {FILE_NAME}, so the settings that made them are unknown")
     write_atomic(path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
 
 
-def shard_files(out: Path) -> list[Path]:
-    """Every shard archive, status file and partial file in `out`."""
-    return [p for p in out.iterdir() if p.name[:5].isdigit() and p.name.endswith(SHARD_SUFFIXES)]
-
-
-def discard_shards(out: Path, changed: list[str]) -> None:
+def discard_shards(out: Path, why: str) -> None:
     files = shard_files(out)
-    log.warning("--force: discarding %d shard files in %s (changed: %s)", len(files), out, ", ".join(changed))
+    log.warning("--force: discarding all %d shard files in %s (%s)", len(files), out, why)
     for path in files:
         path.unlink()
 

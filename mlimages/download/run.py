@@ -1,8 +1,9 @@
 """Run a download: stream the list, fetch on a bounded pool, write shards, report.
 
-The calling thread reads the list line by line, decides per line (fetch, or skip because it is
-done), feeds a bounded worker pool and writes finished results into their shard. Memory holds the
-open shards' status records and at most `2 * concurrency` queued tasks, whatever the list length.
+The calling thread reads the list one shard's worth of lines at a time, checks the shard's records
+against them (`staleness`), decides per line (fetch, or skip because it is done), feeds a bounded
+worker pool and writes finished results into their shard. Memory holds the open shards' status
+records, one shard's lines and at most `2 * concurrency` queued tasks, whatever the list length.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ from typing import Iterator
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from mlimages.annotations import Annotation, parse_line, source_kind
+from mlimages.annotations import Annotation
 from mlimages.download.config import DownloadConfig
 from mlimages.download.fetch import Fetcher
 from mlimages.download.fingerprint import prepare_output
 from mlimages.download.hosts import HostGate
+from mlimages.download.listfile import ShardLines, count_lines, count_wanted_lines, read_shard_lines
 from mlimages.download.outcome import OK, FetchError, Result
 from mlimages.download.pool import Task, WorkerPool
 from mlimages.download.progress import Progress
 from mlimages.download.shards import FETCH, Shard, shard_of_line
 from mlimages.download.sources import make_key
+from mlimages.download.staleness import check_shard, remove_shards_past_end
 from mlimages.download.summary import Tally, build_report, log_summary, write_report
 from mlimages.download.validate import make_stored_image
 from mlimages.errors import InputError
@@ -51,12 +54,15 @@ def download(
         config: the `download:` params.
         shard_index, num_shards: this worker's part of the shards (shard % num_shards == shard_index).
         retry_failures: also retry permanent failures of earlier runs.
-        force: discard shards made with other settings instead of stopping.
+        force: discard what is stale instead of stopping: every shard when the settings changed,
+            else only the shards the list no longer matches (see `staleness`).
     """
     if not 0 <= shard_index < num_shards:
         raise InputError(f"--shard-index must be in [0, {num_shards}), got {shard_index}", "command line")
-    total = count_wanted_lines(list_path, config.samples_per_shard, shard_index, num_shards)
+    line_count = count_lines(list_path)
+    total = count_wanted_lines(line_count, config.samples_per_shard, shard_index, num_shards)
     prepare_output(out, config, force)
+    remove_shards_past_end(out, list_path, line_count, config.samples_per_shard, shard_index, num_shards, force)
     fetcher = Fetcher(config, HostGate(config.per_host_concurrency))
     work = functools.partial(fetch_one, fetcher=fetcher, config=config)
     pool = WorkerPool(work, config.concurrency, config.watchdog_s, stuck_result)
@@ -65,7 +71,8 @@ def download(
     start = time.monotonic()
     try:
         with logging_redirect_tqdm():
-            run_lines(read_input(list_path, config, shard_index, num_shards), book, pool, progress)
+            shards = read_shard_lines(list_path, config, shard_index, num_shards)
+            run_shards(shards, book, pool, progress, force=force, list_path=list_path)
             book.finish_all()
     finally:
         pool.close()
@@ -77,19 +84,39 @@ def download(
     return report
 
 
-def run_lines(
-    lines: Iterator[tuple[int, Annotation, str]], book: "ShardBook", pool: WorkerPool, progress: Progress
+def run_shards(
+    shards: Iterator[ShardLines], book: "ShardBook", pool: WorkerPool, progress: Progress, force: bool, list_path: Path
 ) -> None:
-    """The main loop: plan each line, submit fetches, and store results as they come."""
-    for line, annotation, where in lines:
+    """The main loop: check each shard against the list, then plan its lines and submit fetches.
+
+    After a bad line or a changed shard, the fetches in flight are still stored: nothing done is lost.
+    """
+    try:
+        for listed in shards:
+            shard = book.open_shard(listed.index)
+            check_shard(shard, listed, list_path, force)
+            plan_lines(shard, listed.lines, book, pool, progress)
+    except InputError:
+        store_in_flight(book, pool, progress)
+        raise
+    store_in_flight(book, pool, progress)
+
+
+def plan_lines(
+    shard: Shard, lines: list[tuple[int, Annotation, str]], book: "ShardBook", pool: WorkerPool, progress: Progress
+) -> None:
+    """Submit the lines of one shard that need fetching, storing results as they come."""
+    for line, annotation, _ in lines:
         key = make_key(annotation.source)
-        shard = book.shard_for(line)
-        if shard.plan(line, key, annotation, where) != FETCH:
+        if shard.plan(line, key, annotation) != FETCH:
             progress.skip()
             continue
         book.pending[shard.index] = book.pending.get(shard.index, 0) + 1
         payload = Result(line, key, annotation.source, annotation.labels, status="queued")
         store_results(pool.submit(Task(line, payload)), book, progress)
+
+
+def store_in_flight(book: "ShardBook", pool: WorkerPool, progress: Progress) -> None:
     for results in pool.drain():
         store_results(results, book, progress)
 
@@ -137,12 +164,11 @@ class ShardBook:
         self.reading = -1
         self.tally = Tally()
 
-    def shard_for(self, line: int) -> Shard:
-        index = shard_of_line(line, self.samples_per_shard)
-        if index not in self.open:
-            self.reading = index
-            self.open[index] = Shard(self.out, index, self.retry_failures)
-            self._finish_ready()
+    def open_shard(self, index: int) -> Shard:
+        """Open the shard the reader has reached; those it left behind finish when their results are in."""
+        self.reading = index
+        self.open[index] = Shard(self.out, index, self.retry_failures)
+        self._finish_ready()
         return self.open[index]
 
     def record(self, result: Result) -> None:
@@ -175,46 +201,3 @@ class ShardBook:
         """After an error: leave partial files for the next run to recover, closed cleanly."""
         for shard in self.open.values():
             shard.close()
-
-
-def read_input(
-    path: Path, config: DownloadConfig, shard_index: int, num_shards: int
-) -> Iterator[tuple[int, Annotation, str]]:
-    """Stream `(line number, annotation, "file:line")` for the lines of this worker's shards.
-
-    Lines of other workers' shards are not even parsed; blank lines are skipped (they carry no image).
-    """
-    if not path.is_file():
-        raise InputError("list file not found", str(path))
-    with path.open(encoding="utf-8") as handle:
-        number = 0
-        try:
-            for number, text in enumerate(handle, start=1):
-                if shard_of_line(number, config.samples_per_shard) % num_shards != shard_index:
-                    continue
-                where = f"{path}:{number}"
-                annotation = parse_line(text, where, is_class=lambda index: index >= 0)
-                if annotation is None:
-                    continue
-                if not config.imagenet21k_root and source_kind(annotation.source) == "imagenet":
-                    raise InputError("ImageNet id, but params.yaml download.imagenet21k_root is empty; set it to "
-                                     "the folder holding wnid/wnid_N.JPEG files", where)
-                yield number, annotation, where
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text", f"{path}:{number + 1}") from None
-
-
-def count_wanted_lines(path: Path, samples_per_shard: int, shard_index: int, num_shards: int) -> int:
-    """Lines of the list in this worker's shards, from a fast byte count (for the progress bar)."""
-    if not path.is_file():
-        raise InputError("list file not found", str(path))
-    lines, tail = 0, b"\n"
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            lines += chunk.count(b"\n")
-            tail = chunk[-1:]
-    lines += tail != b"\n"
-    return sum(
-        min(samples_per_shard, lines - shard * samples_per_shard)
-        for shard in range(shard_index, -(-lines // samples_per_shard), num_shards)
-    )

@@ -8,7 +8,8 @@ Files in the output folder, for shard 7:
     00007.tar.partial / 00007.jsonl.partial   in progress: samples and status lines appended as
                                               they finish, flushed, so a kill loses at most one
 A complete shard that still has failures to retry is copied back to `.partial` files and renamed
-over the old archive when done: readers only ever see complete archives.
+over the old archive when done: readers only ever see complete archives. A shard the list no
+longer matches is deleted whole (`Shard.discard`, see `staleness`) and fetched again.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 from mlimages.annotations import Annotation
 from mlimages.download.outcome import OK, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
-from mlimages.errors import InputError
 
 FETCH, SKIP = "fetch", "skip"
+SHARD_SUFFIXES = (".tar", ".jsonl", ".partial", ".tmp")
 
 
 def shard_name(index: int) -> str:
@@ -33,6 +34,16 @@ def shard_name(index: int) -> str:
 def shard_of_line(line: int, samples_per_shard: int) -> int:
     """The shard holding 1-based input line `line`."""
     return (line - 1) // samples_per_shard
+
+
+def shard_files(out: Path) -> list[Path]:
+    """Every shard archive, status file and partial file in `out`."""
+    return [p for p in out.iterdir() if p.name[:5].isdigit() and p.name.endswith(SHARD_SUFFIXES)]
+
+
+def index_of_file(path: Path) -> int:
+    """The shard a file of `shard_files` belongs to (`00007.tar.partial` -> 7)."""
+    return int(path.name.split(".")[0])
 
 
 class Shard:
@@ -88,20 +99,34 @@ class Shard:
                 log.write(json.dumps(self.statuses[line], sort_keys=True) + "\n")
         os.replace(temporary, self.log_partial)
 
-    def plan(self, line: int, key: str, annotation: Annotation, where: str) -> str:
+    @property
+    def status_path(self) -> Path:
+        """The status file this shard's records came from (the partial one while in progress)."""
+        return self.log_partial if self.log_partial.exists() else self.jsonl_path
+
+    def discard(self) -> list[str]:
+        """Delete this shard's files, complete and partial, and forget its records; returns the names.
+
+        Used when the list no longer matches the shard: its lines are then fetched again.
+        """
+        self.close()
+        names = []
+        for path in sorted(self.tar_path.parent.glob(self.tar_path.stem + ".*")):
+            if path.name.endswith(SHARD_SUFFIXES):
+                path.unlink()
+                names.append(path.name)
+        self.statuses.clear()
+        self.first_line_of_key.clear()
+        self.changed = False
+        return names
+
+    def plan(self, line: int, key: str, annotation: Annotation) -> str:
         """Decide what to do with one input line: `FETCH`, or `SKIP` (done, or recorded now).
 
-        A line whose source or labels differ from what this folder recorded stops the run: the
-        stored sample would carry stale labels.
+        The run has already checked this shard's records against the list (`staleness.check_shard`),
+        so a recorded line here has the list's source and labels.
         """
         record = self.statuses.get(line)
-        labels = [[index, confidence] for index, confidence in annotation.labels]
-        if record is not None and (record["source"], record.get("labels", labels)) != (annotation.source, labels):
-            raise InputError(
-                f"the list changed since this folder was written: {self.jsonl_path.name} has line {line} as "
-                f"{record['source'][:80]!r} with other labels or source; rerun with --force to discard the old shards",
-                where,
-            )
         first = self.first_line_of_key.setdefault(key, line)
         if first != line:
             if record is None or record["status"] != "duplicate":

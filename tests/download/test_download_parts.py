@@ -17,7 +17,7 @@ from mlimages.download import DownloadConfig
 from mlimages.download.fetch import parse_retry_after_s
 from mlimages.download.hosts import HostGate
 from mlimages.download.progress import Progress
-from mlimages.download.run import count_wanted_lines
+from mlimages.download.listfile import count_lines, count_wanted_lines
 from mlimages.download.sources import make_key
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.errors import InputError
@@ -92,10 +92,12 @@ def test_scan_samples_stops_at_the_last_complete_pair():
 def test_counting_lines_for_a_worker(tmp_path):
     path = tmp_path / "list.tsv"
     path.write_text("x\n" * 25)
-    assert count_wanted_lines(path, 10, 0, 1) == 25
-    assert [count_wanted_lines(path, 10, i, 2) for i in (0, 1)] == [15, 10]
+    assert count_lines(path) == 25 and count_wanted_lines(25, 10, 0, 1) == 25
+    assert [count_wanted_lines(25, 10, i, 2) for i in (0, 1)] == [15, 10]
     path.write_text("x\n" * 24 + "x")  # no newline at the end
-    assert count_wanted_lines(path, 10, 0, 3) == 10 and count_wanted_lines(path, 10, 2, 3) == 5
+    assert count_lines(path) == 25 and count_wanted_lines(25, 10, 0, 3) == 10 and count_wanted_lines(25, 10, 2, 3) == 5
+    path.write_bytes(b"x\r\n" * 3 + b"x\ry\n")  # a lone CR does not end a line, as in the reader
+    assert count_lines(path) == 4
 
 
 def test_high_recent_failure_rate_warns(caplog):

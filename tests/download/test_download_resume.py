@@ -131,8 +131,9 @@ def test_changed_settings_are_refused_then_forced(server, tmp_path):
 
 def test_changed_list_is_refused(server, tmp_path):
     run_download(tmp_path, [server.url(f"/ok/{i}.jpg") for i in range(3)])
-    with pytest.raises(InputError, match="list changed"):
+    with pytest.raises(InputError, match=r"list changed since .*00000\.jsonl was written: line 2 .*--force") as error:
         run_download(tmp_path, [server.url(f"/ok/{i}.jpg") for i in (0, 9, 2)])
+    assert error.value.where.endswith("list.tsv:2")
 
 
 def test_changed_labels_are_refused_then_forced(server, tmp_path):
@@ -141,7 +142,7 @@ def test_changed_labels_are_refused_then_forced(server, tmp_path):
     list_path = tmp_path / "list.tsv"
     list_path.write_text(list_path.read_text().replace("9:0.5", "9:0.75"), encoding="utf-8")
     config_args = (list_path, tmp_path / "images", tmp_path / "r.json", FAST)
-    with pytest.raises(InputError, match="other labels"):
+    with pytest.raises(InputError, match=r"line 1 has labels 0:1 9:0.75 now, but had 0:1 9:0.5; rerun with --force"):
         download(*config_args)
     report = download(*config_args, force=True)
     assert report["ok"] == 3 and report["run"]["fetched"] == 3
