@@ -3,8 +3,10 @@
 Each worker thread keeps its own `requests.Session`, so connections to a host are reused without
 sharing a pool between threads. The body is read with `read1`, which returns whatever bytes have
 arrived, so the deadline is checked between reads: a server that drips one byte at a time cannot
-hold a worker past `deadline_s + read_timeout_s`. Only retryable failures are retried, with
-exponential back-off and jitter, or after the server's `Retry-After`.
+hold a worker past `deadline_s + read_timeout_s`. A small error body (a 404 page) is read to its
+end too: only a fully read response returns its connection to the pool, and a new connection
+costs a TCP and a TLS handshake. Only retryable failures are retried, with exponential back-off
+and jitter, or after the server's `Retry-After`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mlimages.download.sources import is_local, read_local, resolve_local_path
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+DRAIN_BYTES = 64 * 1024  # error bodies up to this size are read so the connection can be reused
 NOAI_TOKENS = {"noai", "noimageai"}
 
 
@@ -121,7 +124,11 @@ class Fetcher:
         except requests.RequestException as error:
             raise classify_request_error(error) from None
         with response:
-            check_response(response, config)
+            try:
+                check_response(response, config)
+            except FetchError:
+                drain_small_body(response, config, start)
+                raise
             return read_body(response, config, start), response.status_code
 
 
@@ -183,6 +190,25 @@ def parse_retry_after_s(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def drain_small_body(response: requests.Response, config: DownloadConfig, start: float) -> None:
+    """Read a refused response's body to its end when it is small, so its connection is reused.
+
+    A large, endless or slow body is left unread: closing the connection costs less than reading it.
+    """
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > DRAIN_BYTES:
+        return
+    left = DRAIN_BYTES
+    try:
+        while left > 0 and time.monotonic() - start < config.deadline_s:
+            chunk = response.raw.read1(min(left, CHUNK_BYTES))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError):
+        return
 
 
 def read_body(response: requests.Response, config: DownloadConfig, start: float) -> bytes:

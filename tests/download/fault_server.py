@@ -56,7 +56,7 @@ def make_bomb_png(width: int = 40_000, height: int = 40_000) -> bytes:
 
 
 class FaultServer(http.server.ThreadingHTTPServer):
-    """Serves `routes`: path prefix -> function(handler). Counts hits per path."""
+    """Serves `routes`: path prefix -> function(handler). Counts hits per path and connections."""
 
     daemon_threads = True
 
@@ -64,6 +64,7 @@ class FaultServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.routes: dict[str, Callable] = {}
         self.hits: collections.Counter = collections.Counter()
+        self.connections = 0
         self.lock = threading.Lock()
         self.stopping = threading.Event()
 
@@ -73,6 +74,11 @@ class FaultServer(http.server.ThreadingHTTPServer):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        with self.server.lock:
+            self.server.connections += 1
+        super().setup()
 
     def log_message(self, *args):  # keep test output clean
         pass

@@ -106,6 +106,15 @@ def test_permanent_fault_is_recorded_and_not_retried(server, tmp_path, fault):
     assert outcome.report["by_status"] == {expected: 1} and outcome.report["ok"] == 2
 
 
+def test_one_connection_serves_images_and_404s(server, tmp_path):
+    """Error bodies are read to their end, so a 404 does not cost a new TCP (and TLS) handshake."""
+    sources = [server.url(p) for p in GOOD + ["/missing/1", "/ok/third.jpg", "/missing/2", "/ok/fourth.jpg"]]
+    outcome = run_download(tmp_path, sources, concurrency=1)
+    check_good(outcome)
+    assert [outcome.status(line) for line in range(3, 7)] == ["not_found", "ok", "not_found", "ok"]
+    assert server.connections == 1
+
+
 def test_429_with_retry_after_then_200(server, tmp_path):
     def route(handler, hits):
         if hits == 1:
