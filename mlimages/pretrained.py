@@ -5,6 +5,10 @@ LoggedModel (``models:/m-...``), a run's model (``runs:/RUN_ID/PATH``), a local 
 a training output folder holding ``model.keras``. Only the backbone is taken; the finetune task
 gets a new head. The weights are copied into a backbone built from the finetune params, so a
 source with a different architecture fails clearly instead of training something else.
+
+An alias moves (``@champion`` names another version after the next evaluation), so a finetune
+pins it to the version it names at the start (`pin_source`), loads that version and records it:
+the lineage of the finetuned model keeps naming the weights it really started from.
 """
 
 from __future__ import annotations
@@ -22,6 +26,25 @@ MODEL_FILE = "model.keras"
 URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "file:/")
 
 _log = logging.getLogger(__name__)
+
+
+def pin_source(source: str) -> str:
+    """``models:/NAME@ALIAS`` -> ``models:/NAME/VERSION`` (the version the alias names now); others unchanged.
+
+    Raises:
+        InputError: the registered model or the alias does not exist.
+    """
+    if not source.startswith("models:/") or "@" not in source:
+        return source
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name, _, alias = source.removeprefix("models:/").partition("@")
+    try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+    except MlflowException as error:
+        raise InputError(f"pretrained model not found ({str(error).splitlines()[0]})", source) from None
+    return f"models:/{name}/{version}"
 
 
 def load_source_model(source: str) -> keras.Model:

@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlimages.errors import InputError
 from mlimages.model_card import make_model_card
 from mlimages.serving import ServingConfig, log_serving_model
+from mlimages.tracking import INIT_MODEL_TAG
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -168,7 +169,7 @@ def training_data(run) -> str:
              if any(t.key == "mlflow.data.context" and t.value in ("train", "training") for t in d.tags)]
     text = ", ".join(names) or "unknown"
     if run.data.params.get("task") == "finetune" and "init_model" in run.data.params:  # where the backbone came from
-        text += f" from {run.data.params['init_model'] or 'scratch'}"
+        text += f" from {run.data.tags.get(INIT_MODEL_TAG) or run.data.params['init_model'] or 'scratch'}"
     return text
 
 

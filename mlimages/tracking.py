@@ -22,6 +22,7 @@ import yaml
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 RUN_KEY_TAG = "mlimages.run_key"
+INIT_MODEL_TAG = "mlimages.init_model"  # the finetune source, an alias pinned to its version
 CHECKPOINT_NAME = "checkpoint"
 CLASSES_ARTIFACT_DIR = "classes"
 

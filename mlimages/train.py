@@ -25,6 +25,7 @@ from mlimages import tracking
 from mlimages.data.pipeline import InputConfig, list_record_files, make_dataset, read_index
 from mlimages.distribute import is_chief, make_strategy, worker_id
 from mlimages.errors import InputError
+from mlimages.pretrained import pin_source
 from mlimages.train_config import TrainConfig, check_duration, count_total_steps, find_size_switch_step
 from mlimages.train_state import build_train_state, make_train_step
 from mlimages.train_validation import validate
@@ -94,7 +95,8 @@ def fit(task: str, cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path,
         with strategy.scope():
             latest = tf.train.latest_checkpoint(str(out_dir / "checkpoints"))
             resuming = latest is not None
-            state = build_train_state(cfg, run.num_classes, run.total_steps, None if resuming else init_model)
+            source = None if resuming or init_model is None else pin_source(init_model)
+            state = build_train_state(cfg, run.num_classes, run.total_steps, source)
         checkpoint = state.make_checkpoint()
         manager = _make_manager(checkpoint, state, out_dir, run)
         if resuming:
@@ -107,8 +109,10 @@ def fit(task: str, cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path,
         params = {"task": task, **dataclasses.asdict(cfg), "train_dir": str(train_dir), "val_dir": str(val_dir),
                   "init_model": init_model or SCRATCH}
         key = tracking.make_run_key(params, out_dir)
-        with tracking.start_or_resume_run(cfg.experiment, key, f"{task}-{out_dir.name}",
-                                          {"mlimages.task": task, **tracking.lineage_tags()}) as active:
+        tags = {"mlimages.task": task, **tracking.lineage_tags()}
+        if source:  # set when the run starts; a resumed run keeps the version it started from
+            tags[tracking.INIT_MODEL_TAG] = source
+        with tracking.start_or_resume_run(cfg.experiment, key, f"{task}-{out_dir.name}", tags) as active:
             _start_logging(run, params, train_dir, val_dir, active.info.run_id)
             return _train(run, state, manager, train_dir, out_dir, active.info.run_id)
     finally:

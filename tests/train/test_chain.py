@@ -14,6 +14,7 @@ import tensorflow as tf
 from mlimages.config import load_params
 from mlimages.errors import InputError
 from mlimages.models.resnet import get_backbone, stage_layers
+from mlimages.registry import training_data
 from mlimages.train import TrainingDiverged, fit
 from mlimages.train_config import FinetuneConfig, PretrainConfig
 
@@ -42,12 +43,18 @@ def test_pretrain_then_finetune_chain(tiny_records, tracking_uri, tmp_path):
     assert checkpoint.tags["mlimages.classes_file"] == "classes/classes.tsv"
     assert {m.key for m in checkpoint.metrics if m.step == 8} >= {"val_map", "loss"}
 
-    # Finetune from the LoggedModel URI: backbone restored, new 5-way head, stem + stages 1-2 frozen,
-    # the last epoch at a larger size.
+    # Finetune from a registry alias on that checkpoint: backbone restored, new 5-way head, stem +
+    # stages 1-2 frozen, the last epoch at a larger size; the alias is recorded pinned to its version.
+    version = mlflow.register_model(f"models:/{checkpoint.model_id}", "tiny-pretrained").version
+    mlflow.MlflowClient().set_registered_model_alias("tiny-pretrained", "champion", version)
     cfg = FinetuneConfig(**{**TINY, "area_range": (0.05, 1.0)}, epochs=2, freeze_stages=True,
                          final_size=40, final_size_epochs=1)
-    source = f"models:/{checkpoint.model_id}"
+    source = "models:/tiny-pretrained@champion"
     finetune = fit("finetune", cfg, tiny_records["in_train"], tiny_records["in_val"], tmp_path / "ft", source)
+    run = mlflow.get_run(finetune.run_id)
+    assert run.data.params["init_model"] == source
+    assert run.data.tags["mlimages.init_model"] == f"models:/tiny-pretrained/{version}"
+    assert training_data(run).endswith(f" from models:/tiny-pretrained/{version}")
     assert finetune.step == 16 and finetune.model.output_shape == (None, NUM_CLASSES)
     pretrained = get_backbone(mlflow.keras.load_model(source))
     frozen = stage_layers(get_backbone(finetune.model), (0, 1))
@@ -77,6 +84,7 @@ def test_wrong_label_kind_and_depth_are_input_errors(tiny_records, tracking_uri,
             tiny_records["ml_val"], tmp_path)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in logaddexp:RuntimeWarning")  # NaN weights, on purpose
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_records, tracking_uri, tmp_path):
     # The first step is good (checkpoint 1), the next ones explode.
     cfg = PretrainConfig(**{**TINY, "schedule": "paper", "warmup_steps": 1, "warmup_lr": 0.01, "base_lr": 1e30},
