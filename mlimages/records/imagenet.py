@@ -8,18 +8,29 @@ Layout::
 
 Class order is the sorted list of train wnids (the order of ``imagenet2012_dictionary.txt``),
 names come from a dictionary file in that file's format: ``index<TAB>name words``. The flat
-val layout needs one of the ground-truth files in `GROUND_TRUTH_FILES`:
+val layout needs one of the ground-truth files in `GROUND_TRUTH_FILES`, paths under ROOT; the
+first one found is used, in this order (a hand-made or Kaggle file beside the images is taken as
+deliberate, so it wins over a devkit that may merely have been unpacked there):
 
 - ``val_labels.txt``: ``<file name> <wnid or class index>`` per line (class index in sorted-wnid
   order, as in Caffe's ``val.txt``);
-- ``LOC_val_solution.csv``: Kaggle's ``ImageId,PredictionString`` (the first wnid is the label).
+- ``LOC_val_solution.csv``: Kaggle's ``ImageId,PredictionString`` (the first wnid is the label);
+- the official devkit, unpacked from ``ILSVRC2012_devkit_t12.tar.gz`` into ROOT
+  (``ILSVRC2012_devkit_t12/data/``) or its two files copied to ROOT itself:
+  ``ILSVRC2012_validation_ground_truth.txt`` (line i is the ILSVRC2012_ID, 1..1000, of
+  ``ILSVRC2012_val_{i:08d}.JPEG``) and ``meta.mat`` beside it, whose ``synsets`` map the ID to
+  a wnid. The IDs are not in sorted-wnid order, so a label goes ID -> wnid -> class index.
 """
 
 from __future__ import annotations
 
 import csv
 import random
+import re
 from pathlib import Path
+
+import numpy as np
+import scipy.io
 
 from mlimages.errors import InputError
 from mlimages.records.build import CLASSES_FILE, write_classes, write_split
@@ -27,7 +38,11 @@ from mlimages.records.config import RecordsConfig
 from mlimages.records.image_shards import ImageSample
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
-GROUND_TRUTH_FILES = ("val_labels.txt", "LOC_val_solution.csv")
+DEVKIT_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
+GROUND_TRUTH_FILES = ("val_labels.txt", "LOC_val_solution.csv", f"ILSVRC2012_devkit_t12/data/{DEVKIT_TRUTH}",
+                      DEVKIT_TRUTH)  # in order of precedence
+DEVKIT_CLASSES = 1000  # ILSVRC2012_IDs 1..1000 are the leaf synsets, the classes
+VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})")
 
 
 def load_imagenet_dictionary(path) -> list[str]:
@@ -84,6 +99,8 @@ def list_val(root: Path, wnids: list[str]) -> list[tuple[Path, int]]:
     truth_file = next((root / name for name in GROUND_TRUTH_FILES if (root / name).is_file()), None)
     if truth_file is None:
         raise InputError(f"flat val/ needs a ground-truth file: one of {', '.join(GROUND_TRUTH_FILES)}", str(root))
+    if truth_file.name == DEVKIT_TRUTH:
+        return list_val_by_devkit(list_images(val), truth_file, wnids)
     truth = read_ground_truth(truth_file, wnids)
     pairs = []
     for image in list_images(val):
@@ -113,6 +130,56 @@ def read_ground_truth(path: Path, wnids: list[str]) -> dict[str, int]:
         else:
             raise InputError(f"label {label!r} is neither a train wnid nor a class index", f"{path}:{number}")
     return truth
+
+
+def list_val_by_devkit(images: list[Path], truth_file: Path, wnids: list[str]) -> list[tuple[Path, int]]:
+    """(image, label) pairs of a flat val/ labelled by the devkit, where the label is found by the
+    image's number, so the file must have exactly one line per image and no image may be unnumbered."""
+    labels = read_devkit_labels(truth_file, wnids)
+    numbers = [read_val_number(image) for image in images]
+    if len(labels) != len(images):
+        raise InputError(f"{len(labels)} ground-truth lines but {len(images)} images in val/", str(truth_file))
+    for image, number in zip(images, numbers):
+        if not 1 <= number <= len(labels):
+            raise InputError(f"no ground-truth line for {image.name}", str(truth_file))
+    return [(image, labels[number - 1]) for image, number in zip(images, numbers)]
+
+
+def read_val_number(image: Path) -> int:
+    """The i of ``ILSVRC2012_val_{i:08d}.JPEG``: the devkit's only link from an image to its line."""
+    match = VAL_NAME.fullmatch(image.stem)
+    if match is None:
+        raise InputError("val image not named ILSVRC2012_val_NNNNNNNN, so the devkit has no line for it", str(image))
+    return int(match.group(1))
+
+
+def read_devkit_labels(path: Path, wnids: list[str]) -> list[int]:
+    """Class index of each line of ``ILSVRC2012_validation_ground_truth.txt``, via meta.mat's wnids."""
+    wnid_of = load_devkit_synsets(path.with_name("meta.mat"))
+    label_of = {wnid: index for index, wnid in enumerate(wnids)}
+    labels = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        where, token = f"{path}:{number}", line.strip()
+        if not token.isdigit() or not 1 <= int(token) <= DEVKIT_CLASSES:
+            raise InputError(f"expected an ILSVRC2012_ID in 1..{DEVKIT_CLASSES}, got {line[:60]!r}", where)
+        wnid = wnid_of.get(int(token))
+        if wnid is None:
+            raise InputError(f"ILSVRC2012_ID {token} is not a leaf synset of meta.mat beside this file", where)
+        if wnid not in label_of:
+            raise InputError(f"ILSVRC2012_ID {token} is {wnid}, which has no train/ folder", where)
+        labels.append(label_of[wnid])
+    return labels
+
+
+def load_devkit_synsets(path: Path) -> dict[int, str]:
+    """ILSVRC2012_ID -> wnid of the leaf synsets (``num_children == 0``) in the devkit's ``meta.mat``."""
+    if not path.is_file():
+        raise InputError("the devkit ground truth needs meta.mat beside it", str(path))
+    try:
+        synsets = np.atleast_1d(scipy.io.loadmat(path, squeeze_me=True)["synsets"])
+        return {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets if int(s["num_children"]) == 0}
+    except (scipy.io.matlab.MatReadError, KeyError, IndexError, ValueError, TypeError):
+        raise InputError("not the devkit's meta.mat (a MATLAB file with a 'synsets' struct array)", str(path)) from None
 
 
 def build_imagenet(root, dictionary, out, config: RecordsConfig) -> dict:
