@@ -62,6 +62,7 @@ def tracking_store(tmp_path_factory):
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.chdir(folder)  # the default artifact root ./mlruns lands here
     mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("Default")  # forget an experiment made active in another test's store
     yield uri
     mp.undo()
 
