@@ -51,7 +51,7 @@ SHARED_PHOTOS = SHARED / "data" / "tencent-ml-images" / "images"
 RTT_S, SETUP_RTTS, SLOW_S, DEADLINE_S = 0.1, 2, 30.0, 2.0
 OURS_ATTEMPTS, OURS_BACKOFF_S = 2, 0.2  # ours retries a timeout once (it is retryable); the baseline never
 MIXES = {  # 85% images and 15% 404s, then 2% of the lines turned into URLs that never answer
-    "404s": "no URL that never answers: dead photos answer at once, as on the release's image host",
+    "no timeouts": "every URL answers; dead photos answer at once, as on the release's image host",
     "spread": "the silent URLs scattered at random",
     "clustered": "the silent URLs in one run of consecutive lines, as when a host is down",
 }
@@ -83,7 +83,7 @@ def make_mix(mix: str, count: int, seed: int = 0) -> list[str]:
     start = rng.randrange(count - dead)
     positions = range(start, start + dead) if mix == "clustered" else rng.sample(range(count), dead)
     for position in positions:
-        kinds[position] = "img" if mix == "404s" else "slow"
+        kinds[position] = "img" if mix == "no timeouts" else "slow"
     return kinds
 
 
@@ -180,15 +180,15 @@ def bench_mix(work: Path, photos: list[Path], count: int, concurrency: int) -> l
     rows = []
     try:
         for mix in MIXES:
-            kinds = make_mix(mix, count)
-            list_path = write_list(work / f"{mix}.tsv", [f"{base_url}/{kind}/{i}" for i, kind in enumerate(kinds)])
+            kinds, stem = make_mix(mix, count), mix.replace(" ", "_")
+            list_path = write_list(work / f"{stem}.tsv", [f"{base_url}/{kind}/{i}" for i, kind in enumerate(kinds)])
             contenders = {"baseline": ["--child", "baseline"], "ours": ["--child", "ours"]}
             if mix == "spread":
                 contenders["ours, max_side 512"] = ["--child", "ours", "--max-side", "512"]
             runs = {}
             for name, args in contenders.items():
                 server_cpu_s = process_cpu_s(server.pid)
-                out = work / f"{mix}-{len(runs)}"
+                out = work / f"{stem}-{len(runs)}"
                 runs[name] = run_child([*args, "--out", str(out), "--list", str(list_path),
                                         "--concurrency", str(concurrency)], env)
                 runs[name]["server_cpu_s"] = process_cpu_s(server.pid) - server_cpu_s
