@@ -33,6 +33,7 @@ class DownloadConfig:
 
     samples_per_shard: int = 1000
     concurrency: int = 32
+    decode_workers: int | None = None
     per_host_concurrency: int = 8
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
@@ -62,6 +63,9 @@ class DownloadConfig:
         for name in ("samples_per_shard", "concurrency", "per_host_concurrency", "max_attempts", "failure_window"):
             if getattr(self, name) < 1:
                 raise InputError(f"must be at least 1, got {getattr(self, name)}", f"params.yaml: download.{name}")
+        if self.decode_workers is not None and self.decode_workers < 0:
+            raise InputError(f"must be 0 or more (or null: one per CPU core), got {self.decode_workers}",
+                             "params.yaml: download.decode_workers")
         if self.max_side < 0:
             raise InputError("must be 0 (keep size) or a positive number of pixels", "params.yaml: download.max_side")
         if not 1 <= self.jpeg_quality <= 95:

@@ -67,21 +67,28 @@ class Fetcher:
             self._check_host_pause(host, attempt)
             try:
                 with self.gate.slot(host):
-                    data, status = self._fetch_http(source)
+                    try:
+                        data, status = self._fetch_http(source)
+                    except FetchError as error:
+                        self._pause_host(host, error)  # before the slot frees: no request slips in between
+                        raise
                 return Fetched(data, attempt, status)
             except FetchError as error:
                 error.attempts = attempt
-                if error.retry_after_s is not None:
-                    self.gate.back_off(host, error.retry_after_s)  # the host's wish holds for every worker
                 delay_s = self._retry_delay_s(error, attempt)
                 if delay_s is None:
                     raise
                 log.debug("retry %s in %.2f s after %s", source, delay_s, error)
-                if error.http_status in (429, 503):
-                    self.gate.back_off(host, delay_s)
-                else:
+                if error.http_status not in (429, 503):  # after those, the host's pause is the wait
                     time.sleep(delay_s)
         raise AssertionError("unreachable")
+
+    def _pause_host(self, host: str, error: FetchError) -> None:
+        """After 429/503 (or any `Retry-After`), every worker waits: the host's wish, else `host_backoff_s`."""
+        if error.retry_after_s is not None:
+            self.gate.back_off(host, error.retry_after_s)
+        elif error.http_status in (429, 503):
+            self.gate.back_off(host, self.config.host_backoff_s)
 
     def _check_host_pause(self, host: str, attempt: int) -> None:
         """Fail fast (retryable) instead of waiting out a pause longer than `max_retry_after_s`."""

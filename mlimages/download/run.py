@@ -2,14 +2,18 @@
 
 The calling thread reads the list one shard's worth of lines at a time, checks the shard's records
 against them (`staleness`), decides per line (fetch, or skip because it is done), feeds a bounded
-worker pool and writes finished results into their shard. Memory holds the open shards' status
-records, one shard's lines and at most `2 * concurrency` queued tasks, whatever the list length.
+worker pool and writes finished results into their shard. The pool has `decode_workers` (one per
+CPU core by default) more workers than `concurrency`, the cap on requests in flight, so workers
+decoding what they fetched do not leave the network idle. Memory holds the open shards' status
+records, one shard's lines, a body per worker and at most two queued tasks per worker, whatever
+the list length.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -63,9 +67,9 @@ def download(
     total = count_wanted_lines(line_count, config.samples_per_shard, shard_index, num_shards)
     prepare_output(out, config, force)
     remove_shards_past_end(out, list_path, line_count, config.samples_per_shard, shard_index, num_shards, force)
-    fetcher = Fetcher(config, HostGate(config.per_host_concurrency))
+    fetcher = Fetcher(config, HostGate(config.per_host_concurrency, total=config.concurrency))
     work = functools.partial(fetch_one, fetcher=fetcher, config=config)
-    pool = WorkerPool(work, config.concurrency, config.watchdog_s, stuck_result)
+    pool = WorkerPool(work, config.concurrency + decode_workers(config), config.watchdog_s, stuck_result)
     book = ShardBook(out, config.samples_per_shard, retry_failures)
     progress = Progress(total, config.failure_window, config.failure_warning_rate)
     start = time.monotonic()
@@ -145,6 +149,11 @@ def fetch_one(result: Result, fetcher: Fetcher, config: DownloadConfig) -> Resul
         result.status, result.error = "unexpected", f"{type(error).__name__}: {error}"[:200]
     result.elapsed_s = time.monotonic() - start
     return result
+
+
+def decode_workers(config: DownloadConfig) -> int:
+    """Workers beyond `concurrency`: while that many decode what they fetched, the network stays busy."""
+    return config.decode_workers if config.decode_workers is not None else os.cpu_count() or 1
 
 
 def stuck_result(task: Task) -> Result:

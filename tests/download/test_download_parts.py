@@ -32,6 +32,9 @@ def test_params_section_loads_and_bad_values_name_the_field(tmp_path):
     params.write_text("download:\n  concurrency: 0\n")
     with pytest.raises(InputError, match="download.concurrency"):
         load_params("download", DownloadConfig, params)
+    params.write_text("download:\n  decode_workers: -1\n")
+    with pytest.raises(InputError, match="download.decode_workers"):
+        load_params("download", DownloadConfig, params)
     params.write_text("download:\n  threads: 4\n")
     with pytest.raises(InputError, match="unknown key"):
         load_params("download", DownloadConfig, params)
@@ -74,6 +77,26 @@ def test_host_gate_caps_concurrency_per_host_and_backs_off():
         assert time.monotonic() - start < 0.1  # other hosts are not held up
     with gate.slot("a"):
         assert time.monotonic() - start >= 0.29
+
+
+def test_host_gate_caps_requests_over_all_hosts():
+    gate, state, lock = HostGate(per_host=5, total=2), {"active": 0, "peak": 0}, threading.Lock()
+
+    def request(host):
+        with gate.slot(host):
+            with lock:
+                state["active"] += 1
+                state["peak"] = max(state["peak"], state["active"])
+            time.sleep(0.05)
+            with lock:
+                state["active"] -= 1
+
+    threads = [threading.Thread(target=request, args=(h,)) for h in "abcabc"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state == {"active": 0, "peak": 2}
 
 
 def test_scan_samples_stops_at_the_last_complete_pair():
