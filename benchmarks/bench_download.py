@@ -343,8 +343,8 @@ Least CPU time of several calls:
 {markdown_table(resize_header, resize)}
 
 Peak memory against list length (mostly failing list: missing local files, every 50th line a real photo;
-concurrency 16 and one more worker per core, max body 20 MB, so the design bound is {BODY_BOUND} of bodies plus
-a constant):
+concurrency 16 and one more worker per core, max body 20 MB, so the design bound is
+{BODY_BOUND} of bodies plus a constant):
 
 {markdown_table(["lines", "stored", "lines/s", "peak RSS MB"], memory)}
 
