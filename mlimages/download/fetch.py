@@ -24,7 +24,7 @@ import requests
 import urllib3
 
 from mlimages.download.config import DownloadConfig
-from mlimages.download.hosts import HostGate
+from mlimages.download.hosts import HostGate, HostPaused
 from mlimages.download.outcome import FetchError
 from mlimages.download.sources import is_local, read_local, resolve_local_path
 
@@ -64,15 +64,19 @@ class Fetcher:
             return Fetched(read_local(path, self.config.max_body_bytes), 1, None)
         host = urlsplit(source).hostname or ""
         for attempt in range(1, self.config.max_attempts + 1):
-            self._check_host_pause(host, attempt)
             try:
-                with self.gate.slot(host):
+                with self.gate.slot(host, max_pause_s=self.config.max_retry_after_s):
                     try:
                         data, status = self._fetch_http(source)
                     except FetchError as error:
                         self._pause_host(host, error)  # before the slot frees: no request slips in between
                         raise
                 return Fetched(data, attempt, status)
+            except HostPaused as paused:  # fail fast (retryable) instead of waiting out a long pause
+                detail = f"host asked for a pause, {paused.seconds:.0f} s left; not requested"
+                error = FetchError("rate_limited", detail)
+                error.attempts = attempt - 1
+                raise error from None
             except FetchError as error:
                 error.attempts = attempt
                 delay_s = self._retry_delay_s(error, attempt)
@@ -89,14 +93,6 @@ class Fetcher:
             self.gate.back_off(host, error.retry_after_s)
         elif error.http_status in (429, 503):
             self.gate.back_off(host, self.config.host_backoff_s)
-
-    def _check_host_pause(self, host: str, attempt: int) -> None:
-        """Fail fast (retryable) instead of waiting out a pause longer than `max_retry_after_s`."""
-        pause_s = self.gate.pause_s(host)
-        if pause_s > self.config.max_retry_after_s:
-            error = FetchError("rate_limited", f"host asked for a pause, {pause_s:.0f} s left; not requested")
-            error.attempts = attempt - 1
-            raise error
 
     def _retry_delay_s(self, error: FetchError, attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""

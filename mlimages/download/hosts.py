@@ -10,9 +10,18 @@ what it fetched never holds a network slot.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from typing import Iterator
+
+
+class HostPaused(Exception):
+    """The host asked for a pause longer than the caller is willing to wait."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"host paused for {seconds:.0f} s more")
+        self.seconds = seconds
 
 
 class HostGate:
@@ -31,11 +40,18 @@ class HostGate:
         self._not_before: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def slot(self, host: str) -> Iterator[None]:
-        """Hold one of `host`'s slots for the duration of the block, waiting for a free one."""
+    def slot(self, host: str, max_pause_s: float = math.inf) -> Iterator[None]:
+        """Hold one of `host`'s slots for the duration of the block, waiting for a free one.
+
+        Raises:
+            HostPaused: the host is paused for longer than `max_pause_s`, also when the pause
+                began while this caller was waiting.
+        """
         with self._condition:
             while True:
                 wait_s = self._not_before.get(host, 0.0) - time.monotonic()
+                if wait_s > max_pause_s:
+                    raise HostPaused(wait_s)
                 if wait_s <= 0:
                     self._not_before.pop(host, None)
                     if self._active.get(host, 0) < self._per_host and self._has_room():

@@ -15,7 +15,7 @@ import pytest
 from mlimages.config import load_params
 from mlimages.download import DownloadConfig
 from mlimages.download.fetch import parse_retry_after_s
-from mlimages.download.hosts import HostGate
+from mlimages.download.hosts import HostGate, HostPaused
 from mlimages.download.progress import Progress
 from mlimages.download.listfile import count_lines, count_wanted_lines
 from mlimages.download.sources import make_key
@@ -97,6 +97,25 @@ def test_host_gate_caps_requests_over_all_hosts():
     for thread in threads:
         thread.join()
     assert state == {"active": 0, "peak": 2}
+
+
+def test_a_waiting_worker_gives_up_when_the_host_pauses_too_long():
+    gate, outcome = HostGate(1), {}
+
+    def wait():
+        try:
+            with gate.slot("a", max_pause_s=60):
+                outcome["requested"] = True
+        except HostPaused as paused:
+            outcome["paused_s"] = paused.seconds
+
+    with gate.slot("a"):
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.05)
+        gate.back_off("a", 3600)  # the answer in the slot said "come back in an hour"
+    waiter.join(timeout=5)
+    assert not waiter.is_alive() and outcome["paused_s"] > 3500 and "requested" not in outcome
 
 
 def test_scan_samples_stops_at_the_last_complete_pair():
