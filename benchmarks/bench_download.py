@@ -50,7 +50,9 @@ SHARED = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared"))
 SHARED_PHOTOS = SHARED / "data" / "tencent-ml-images" / "images"
 RTT_S, SETUP_RTTS, SLOW_S, DEADLINE_S = 0.1, 2, 30.0, 2.0
 OURS_ATTEMPTS, OURS_BACKOFF_S = 2, 0.2  # ours retries a timeout once (it is retryable); the baseline never
-BODY_BOUND = f"(16 + {os.cpu_count()}) x 20 MB = {(16 + os.cpu_count()) * 20} MB"  # bench_memory's workers
+MEMORY_CONCURRENCY, MAX_BODY_MB = 16, DownloadConfig().max_body_bytes // 1_000_000  # bench_memory's run
+WORKERS = MEMORY_CONCURRENCY + (os.cpu_count() or 1)  # plus the default decode_workers, one per core
+BODY_BOUND = f"({MEMORY_CONCURRENCY} + {WORKERS - MEMORY_CONCURRENCY}) x {MAX_BODY_MB} MB = {WORKERS * MAX_BODY_MB} MB"
 MIXES = {  # 85% images and 15% 404s, then 2% of the lines turned into URLs that never answer
     "no timeouts": "every URL answers; dead photos answer at once, as on the release's image host",
     "spread": "the silent URLs scattered at random",
@@ -267,7 +269,8 @@ def bench_memory(work: Path, photos: list[Path], lengths: list[int]) -> list[lis
         ]
         list_path = write_list(work / f"memory_{length}.tsv", sources)
         out = work / f"m{length}"
-        run = run_child(["--child", "ours", "--list", str(list_path), "--out", str(out), "--concurrency", "16"])
+        run = run_child(["--child", "ours", "--list", str(list_path), "--out", str(out),
+                         "--concurrency", str(MEMORY_CONCURRENCY)])
         rows.append([f"{length:,}", run["stored"], f"{run['urls'] / run['wall_s']:.0f}", f"{run['peak_mb']:.0f}"])
     return rows
 
@@ -343,7 +346,7 @@ Least CPU time of several calls:
 {markdown_table(resize_header, resize)}
 
 Peak memory against list length (mostly failing list: missing local files, every 50th line a real photo;
-concurrency 16 and one more worker per core, max body 20 MB, so the design bound is
+concurrency {MEMORY_CONCURRENCY} and one more worker per core, max body {MAX_BODY_MB} MB, so the design bound is
 {BODY_BOUND} of bodies plus a constant):
 
 {markdown_table(["lines", "stored", "lines/s", "peak RSS MB"], memory)}

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 * 1024
 DRAIN_BYTES = 64 * 1024  # error bodies up to this size are read so the connection can be reused
 NOAI_TOKENS = {"noai", "noimageai"}
+THROTTLING = (429, 503)  # statuses that pause the whole host for `host_backoff_s` (or its Retry-After)
 
 
 @dataclass
@@ -83,15 +84,14 @@ class Fetcher:
                 if delay_s is None:
                     raise
                 log.debug("retry %s in %.2f s after %s", source, delay_s, error)
-                if error.http_status not in (429, 503):  # after those, the host's pause is the wait
-                    time.sleep(delay_s)
+                time.sleep(delay_s)  # after 429/503 this ends with the host's pause: no extra wait
         raise AssertionError("unreachable")
 
     def _pause_host(self, host: str, error: FetchError) -> None:
         """After 429/503 (or any `Retry-After`), every worker waits: the host's wish, else `host_backoff_s`."""
         if error.retry_after_s is not None:
             self.gate.back_off(host, error.retry_after_s)
-        elif error.http_status in (429, 503):
+        elif error.http_status in THROTTLING:
             self.gate.back_off(host, self.config.host_backoff_s)
 
     def _retry_delay_s(self, error: FetchError, attempt: int) -> float | None:
@@ -101,7 +101,7 @@ class Fetcher:
             return None
         if error.retry_after_s is not None:
             return None if error.retry_after_s > config.max_retry_after_s else error.retry_after_s
-        if error.http_status in (429, 503):
+        if error.http_status in THROTTLING:
             return config.host_backoff_s
         delay_s = min(config.backoff_max_s, config.backoff_base_s * 2 ** (attempt - 1))
         return delay_s * random.uniform(0.5, 1.5)
