@@ -151,7 +151,7 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         # (16 concurrent ResNet-101 batches would otherwise hold 16 sets of activations).
         self.forward_lock = threading.Lock()
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         params = params or {}
         top_k = int(params["top_k"]) if params.get("top_k") is not None else self.config.top_k
         threshold = float(params.get("threshold", self.config.threshold))
