@@ -96,15 +96,15 @@ def latency_bound_s(kinds: list[str], contender: str, concurrency: int) -> float
 
     The baseline opens a connection per URL and each thread runs its own slice, so its slowest
     slice decides. Ours reuses connections (a timeout costs one, so each attempt after it pays the
-    handshakes again) and shares the work, so the total divides evenly over the workers.
+    handshakes again) and shares the work, so the total divides evenly over the workers; a line
+    waiting out its back-off holds no worker.
     """
     setup_s = SETUP_RTTS * RTT_S
     if contender.startswith("baseline"):
         cost = {"img": setup_s + RTT_S, "missing": setup_s + RTT_S, "slow": setup_s + DEADLINE_S}
         size = -(-len(kinds) // concurrency)
         return max(sum(cost[k] for k in kinds[i:i + size]) for i in range(0, len(kinds), size))
-    slow_s = OURS_ATTEMPTS * (DEADLINE_S + setup_s) + (OURS_ATTEMPTS - 1) * OURS_BACKOFF_S
-    cost = {"img": RTT_S, "missing": RTT_S, "slow": slow_s}
+    cost = {"img": RTT_S, "missing": RTT_S, "slow": OURS_ATTEMPTS * (DEADLINE_S + setup_s)}
     return setup_s + sum(cost[k] for k in kinds) / concurrency  # each worker's first connection, then even shares
 
 

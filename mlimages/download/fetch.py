@@ -5,14 +5,13 @@ sharing a pool between threads. The body is read with `read1`, which returns wha
 arrived, so the deadline is checked between reads: a server that drips one byte at a time cannot
 hold a worker past `deadline_s + read_timeout_s`. A small error body (a 404 page) is read to its
 end too: only a fully read response returns its connection to the pool, and a new connection
-costs a TCP and a TLS handshake. Only retryable failures are retried, with exponential back-off
-and jitter, or after the server's `Retry-After`.
+costs a TCP and a TLS handshake. A fetch is one attempt: a retryable failure says when to try
+again (exponential back-off with jitter, or the server's `Retry-After`) and the run schedules it.
 """
 
 from __future__ import annotations
 
 import email.utils
-import logging
 import random
 import re
 import threading
@@ -28,7 +27,6 @@ from mlimages.download.hosts import HostGate, HostPaused
 from mlimages.download.outcome import FetchError
 from mlimages.download.sources import is_local, read_local, resolve_local_path
 
-log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 DRAIN_BYTES = 64 * 1024  # error bodies up to this size are read so the connection can be reused
@@ -58,34 +56,34 @@ class Fetcher:
         self.gate = gate
         self._local = threading.local()
 
-    def fetch(self, source: str) -> Fetched:
-        """Fetch `source`, retrying retryable failures; raises `FetchError` with `.attempts` set."""
+    def fetch(self, source: str, attempt: int = 1) -> Fetched:
+        """Make attempt number `attempt` at `source`.
+
+        Raises:
+            FetchError: with `.attempts` set, and `.retry_in_s` the seconds to wait before the next
+                attempt, or None when this failure is final. The caller schedules the retry, so a
+                line waiting out its back-off does not hold a worker.
+        """
         if is_local(source):
             path = resolve_local_path(source, self.config.imagenet21k_root)
-            return Fetched(read_local(path, self.config.max_body_bytes), 1, None)
+            return Fetched(read_local(path, self.config.max_body_bytes), attempt, None)
         host = urlsplit(source).hostname or ""
-        for attempt in range(1, self.config.max_attempts + 1):
-            try:
-                with self.gate.slot(host, max_pause_s=self.config.max_retry_after_s):
-                    try:
-                        data, status = self._fetch_http(source)
-                    except FetchError as error:
-                        self._pause_host(host, error)  # before the slot frees: no request slips in between
-                        raise
-                return Fetched(data, attempt, status)
-            except HostPaused as paused:  # fail fast (retryable) instead of waiting out a long pause
-                detail = f"host asked for a pause, {paused.seconds:.0f} s left; not requested"
-                error = FetchError("rate_limited", detail)
-                error.attempts = attempt - 1
-                raise error from None
-            except FetchError as error:
-                error.attempts = attempt
-                delay_s = self._retry_delay_s(error, attempt)
-                if delay_s is None:
+        try:
+            with self.gate.slot(host, max_pause_s=self.config.max_retry_after_s):
+                try:
+                    data, status = self._fetch_http(source)
+                except FetchError as error:
+                    self._pause_host(host, error)  # before the slot frees: no request slips in between
                     raise
-                log.debug("retry %s in %.2f s after %s", source, delay_s, error)
-                time.sleep(delay_s)  # after 429/503 this ends with the host's pause: no extra wait
-        raise AssertionError("unreachable")
+            return Fetched(data, attempt, status)
+        except HostPaused as paused:  # fail fast (retryable, next run) instead of waiting out a long pause
+            error = FetchError("rate_limited", f"host asked for a pause, {paused.seconds:.0f} s left; not requested")
+            error.attempts = attempt - 1
+            raise error from None
+        except FetchError as error:
+            error.attempts = attempt
+            error.retry_in_s = self._retry_delay_s(error, attempt)
+            raise
 
     def _pause_host(self, host: str, error: FetchError) -> None:
         """After 429/503 (or any `Retry-After`), every worker waits: the host's wish, else `host_backoff_s`."""
@@ -102,7 +100,7 @@ class Fetcher:
         if error.retry_after_s is not None:
             return None if error.retry_after_s > config.max_retry_after_s else error.retry_after_s
         if error.http_status in THROTTLING:
-            return config.host_backoff_s
+            return config.host_backoff_s  # the host's pause ends then too: no extra wait
         delay_s = min(config.backoff_max_s, config.backoff_base_s * 2 ** (attempt - 1))
         return delay_s * random.uniform(0.5, 1.5)
 

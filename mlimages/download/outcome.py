@@ -46,6 +46,8 @@ class FetchError(Exception):
         detail: one line for humans.
         http_status: the HTTP status code when there was a response.
         retry_after_s: how long the server asked us to wait (429/503 `Retry-After`).
+
+    `Fetcher.fetch` adds `attempts` (requests made) and `retry_in_s` (when to try again; None: final).
     """
 
     def __init__(self, reason: str, detail: str, http_status: int | None = None, retry_after_s: float | None = None):
@@ -53,6 +55,8 @@ class FetchError(Exception):
         self.detail = detail
         self.http_status = http_status
         self.retry_after_s = retry_after_s
+        self.attempts: int | None = None
+        self.retry_in_s: float | None = None
         super().__init__(f"{reason}: {detail}")
 
     @property
@@ -76,6 +80,8 @@ class Result:
     jpeg: bytes | None = field(default=None, repr=False)
     width: int = 0
     height: int = 0
+    started_s: float | None = None  # monotonic time of the first attempt
+    retry_at_s: float | None = None  # set while the line waits for its next attempt
 
     def status_record(self) -> dict:
         """The line written to the shard's NNNNN.jsonl status file."""

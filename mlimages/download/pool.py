@@ -92,11 +92,6 @@ class WorkerPool:
             pass
         return results + self._abandon_stuck()
 
-    def drain(self):
-        """Yield batches of results until nothing is in flight."""
-        while self.in_flight:
-            yield self.poll(0.5)
-
     def _abandon_stuck(self) -> list:
         now, stuck = time.monotonic(), []
         with self._lock:

@@ -4,9 +4,10 @@ The calling thread reads the list one shard's worth of lines at a time, checks t
 against them (`staleness`), decides per line (fetch, or skip because it is done), feeds a bounded
 worker pool and writes finished results into their shard. The pool has `decode_workers` (one per
 CPU core by default) more workers than `concurrency`, the cap on requests in flight, so workers
-decoding what they fetched do not leave the network idle. Memory holds the open shards' status
-records, one shard's lines, a body per worker and at most two queued tasks per worker, whatever
-the list length.
+decoding what they fetched do not leave the network idle. A line to retry waits in a
+`RetryQueue`, not in a worker, and is submitted again when due. Memory holds the open shards'
+status records, one shard's lines, a body per worker, at most two queued tasks per worker and at
+most `retries.MAX_WAITING` lines waiting for a retry, whatever the list length.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import functools
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +31,7 @@ from mlimages.download.listfile import ShardLines, count_lines, count_wanted_lin
 from mlimages.download.outcome import OK, FetchError, Result
 from mlimages.download.pool import Task, WorkerPool
 from mlimages.download.progress import Progress
+from mlimages.download.retries import RetryQueue
 from mlimages.download.shards import FETCH, Shard, shard_of_line
 from mlimages.download.sources import make_key
 from mlimages.download.staleness import check_shard, remove_shards_past_end
@@ -71,16 +74,16 @@ def download(
     work = functools.partial(fetch_one, fetcher=fetcher, config=config)
     pool = WorkerPool(work, config.concurrency + decode_workers(config), config.watchdog_s, stuck_result)
     book = ShardBook(out, config.samples_per_shard, retry_failures)
-    progress = Progress(total, config.failure_window, config.failure_warning_rate)
+    feed = Feed(pool, book, Progress(total, config.failure_window, config.failure_warning_rate), RetryQueue())
     start = time.monotonic()
     try:
         with logging_redirect_tqdm():
             shards = read_shard_lines(list_path, config, shard_index, num_shards)
-            run_shards(shards, book, pool, progress, force=force, list_path=list_path)
+            run_shards(shards, feed, force=force, list_path=list_path)
             book.finish_all()
     finally:
         pool.close()
-        progress.close()
+        feed.progress.close()
         book.close_handles()
     report = build_report(book.tally, time.monotonic() - start, shard_index, num_shards)
     write_report(report, report_path)
@@ -88,54 +91,79 @@ def download(
     return report
 
 
-def run_shards(
-    shards: Iterator[ShardLines], book: "ShardBook", pool: WorkerPool, progress: Progress, force: bool, list_path: Path
-) -> None:
+def run_shards(shards: Iterator[ShardLines], feed: "Feed", force: bool, list_path: Path) -> None:
     """The main loop: check each shard against the list, then plan its lines and submit fetches.
 
-    After a bad line or a changed shard, the fetches in flight are still stored: nothing done is lost.
+    After a bad line or a changed shard, the fetches in flight are still stored: nothing done is lost
+    (lines waiting for a retry are not recorded, so the next run fetches them).
     """
     try:
         for listed in shards:
-            shard = book.open_shard(listed.index)
+            shard = feed.book.open_shard(listed.index)
             check_shard(shard, listed, list_path, force)
-            plan_lines(shard, listed.lines, book, pool, progress)
+            plan_lines(shard, listed.lines, feed)
     except InputError:
-        store_in_flight(book, pool, progress)
+        feed.finish(with_retries=False)
         raise
-    store_in_flight(book, pool, progress)
+    feed.finish(with_retries=True)
 
 
-def plan_lines(
-    shard: Shard, lines: list[tuple[int, Annotation, str]], book: "ShardBook", pool: WorkerPool, progress: Progress
-) -> None:
+def plan_lines(shard: Shard, lines: list[tuple[int, Annotation, str]], feed: "Feed") -> None:
     """Submit the lines of one shard that need fetching, storing results as they come."""
     for line, annotation, _ in lines:
         key = make_key(annotation.source)
         if shard.plan(line, key, annotation) != FETCH:
-            progress.skip()
+            feed.progress.skip()
             continue
-        book.pending[shard.index] = book.pending.get(shard.index, 0) + 1
-        payload = Result(line, key, annotation.source, annotation.labels, status="queued")
-        store_results(pool.submit(Task(line, payload)), book, progress)
+        feed.book.pending[shard.index] = feed.book.pending.get(shard.index, 0) + 1
+        feed.submit(Result(line, key, annotation.source, annotation.labels, status="queued"))
 
 
-def store_in_flight(book: "ShardBook", pool: WorkerPool, progress: Progress) -> None:
-    for results in pool.drain():
-        store_results(results, book, progress)
+@dataclass
+class Feed:
+    """Feeds the pool from the calling thread: new lines, and lines whose retry is due; stores results."""
 
+    pool: WorkerPool
+    book: "ShardBook"
+    progress: Progress
+    retries: RetryQueue
 
-def store_results(results: list[Result], book: "ShardBook", progress: Progress) -> None:
-    for result in results:
-        book.record(result)
-        progress.add(result.status)
+    def submit(self, payload: Result) -> None:
+        """Submit a line after the retries that are due, waiting while too many lines wait for one."""
+        while self.retries.full:
+            self._store(self.pool.poll(self.retries.wait_s(0.5)))
+            self._submit_due()
+        self._submit_due()
+        self._store(self.pool.submit(Task(payload.line, payload)))
+
+    def finish(self, with_retries: bool) -> None:
+        """Store every result still in flight, and with `with_retries` those of the lines still to retry."""
+        while self.pool.in_flight or (with_retries and self.retries):
+            if with_retries:
+                self._submit_due()
+            self._store(self.pool.poll(self.retries.wait_s(0.5) if with_retries else 0.5))
+
+    def _submit_due(self) -> None:
+        for payload in self.retries.pop_due():
+            self._store(self.pool.submit(Task(payload.line, payload)))
+
+    def _store(self, results: list[Result]) -> None:
+        for result in results:
+            if result.retry_at_s is not None:
+                self.retries.push(result)
+                continue
+            self.book.record(result)
+            self.progress.add(result.status)
 
 
 def fetch_one(result: Result, fetcher: Fetcher, config: DownloadConfig) -> Result:
-    """Fetch and validate one line; every failure ends up in `result.status` (workers never raise)."""
-    start = time.monotonic()
+    """Make the next attempt at one line and validate; every failure ends up in `result.status`
+    (workers never raise), and a failure to retry sets `result.retry_at_s`."""
+    if result.started_s is None:
+        result.started_s = time.monotonic()
+    result.retry_at_s = None
     try:
-        fetched = fetcher.fetch(result.source)
+        fetched = fetcher.fetch(result.source, attempt=result.attempts + 1)
         result.attempts, result.http_status = fetched.attempts, fetched.http_status
         stored = make_stored_image(fetched.data, config)
         result.jpeg, result.width, result.height = stored.jpeg, stored.width, stored.height
@@ -143,11 +171,14 @@ def fetch_one(result: Result, fetcher: Fetcher, config: DownloadConfig) -> Resul
     except FetchError as error:
         result.status, result.error = error.reason, error.detail
         result.http_status = error.http_status if error.http_status is not None else result.http_status
-        result.attempts = getattr(error, "attempts", max(1, result.attempts))  # validation: the fetch's count
+        result.attempts = error.attempts if error.attempts is not None else result.attempts  # validation: the fetch's
+        if error.retry_in_s is not None:
+            result.retry_at_s = time.monotonic() + error.retry_in_s
     except Exception as error:  # a bug must cost one line, not the run
         log.warning("unexpected error on line %d: %r", result.line, error, exc_info=log.isEnabledFor(logging.DEBUG))
         result.status, result.error = "unexpected", f"{type(error).__name__}: {error}"[:200]
-    result.elapsed_s = time.monotonic() - start
+        result.attempts = max(1, result.attempts)
+    result.elapsed_s = time.monotonic() - result.started_s
     return result
 
 
@@ -159,8 +190,10 @@ def decode_workers(config: DownloadConfig) -> int:
 def stuck_result(task: Task) -> Result:
     """The result recorded for a line whose worker the watchdog gave up on (retried next run)."""
     payload: Result = task.payload
-    return Result(payload.line, payload.key, payload.source, payload.labels, "watchdog", attempts=1,
-                  elapsed_s=time.monotonic() - task.started_at, error="no answer within watchdog_s")
+    started_s = payload.started_s if payload.started_s is not None else task.started_at
+    return Result(payload.line, payload.key, payload.source, payload.labels, "watchdog",
+                  attempts=payload.attempts + 1, elapsed_s=time.monotonic() - started_s,
+                  error="no answer within watchdog_s")
 
 
 class ShardBook:

@@ -158,6 +158,29 @@ def test_500_then_200(server, tmp_path):
     assert outcome.status(3) == "ok" and outcome.statuses[3]["attempts"] == 2
 
 
+def test_a_line_waiting_for_its_retry_frees_its_worker(server, tmp_path):
+    """One worker: while the 500 waits out its back-off (0.5-1.5 s), the lines after it are fetched."""
+    requests_seen = []
+
+    def fault(handler, hits):
+        requests_seen.append(f"fault {hits}")
+        if hits == 1:
+            return handler.send_body(500, b"oops", "text/plain")
+        handler.send_body(200, make_jpeg(13))
+
+    def later(handler, hits):
+        requests_seen.append(handler.path)
+        handler.send_body(200, make_jpeg(14))
+
+    server.routes["/fault"], server.routes["/later/"] = fault, later
+    sources = [server.url(p) for p in GOOD + ["/fault", "/later/1.jpg", "/later/2.jpg"]]
+    outcome = run_download(tmp_path, sources, concurrency=1, decode_workers=0, backoff_base_s=1.0, backoff_max_s=1.0)
+    check_good(outcome)
+    assert requests_seen == ["fault 1", "/later/1.jpg", "/later/2.jpg", "fault 2"]
+    assert [outcome.status(line) for line in (3, 4, 5)] == ["ok", "ok", "ok"]
+    assert outcome.statuses[3]["attempts"] == 2 and outcome.statuses[3]["elapsed_s"] >= 0.5  # the back-off, kept
+
+
 def test_persistent_503_is_retryable_failure(server, tmp_path):
     server.routes["/fault"] = lambda h, n: h.send_body(503, b"", "text/plain")
     outcome = run_download(tmp_path, [server.url(p) for p in GOOD] + [server.url("/fault")], max_attempts=2)
