@@ -27,7 +27,6 @@ from mlimages.download.hosts import HostGate, HostPaused
 from mlimages.download.outcome import FetchError
 from mlimages.download.sources import is_local, read_local, resolve_local_path
 
-
 CHUNK_BYTES = 64 * 1024
 DRAIN_BYTES = 64 * 1024  # error bodies up to this size are read so the connection can be reused
 NOAI_TOKENS = {"noai", "noimageai"}
