@@ -9,9 +9,9 @@
    answer: URLs/s, CPU per stored image and peak memory, ours vs the baseline (N threads on
    contiguous slices, urllib, full decode, no retries, no validation, and the released script's
    main thread spinning until the workers end; also with that spin replaced by a join), same
-   concurrency, same run. Each contender runs in its own process so CPU time and peak RSS are its own. Beside each
-   measurement, the time the round trips alone impose (no CPU cost at all): the ceiling of the
-   speed-up that any downloader with the same concurrency and retries could reach on that mix.
+   concurrency, same run. Each contender runs in its own process so CPU time and peak RSS are its
+   own. Beside each measurement, the time the round trips alone impose (no CPU cost at all): the
+   ceiling of the speed-up that any downloader with the same concurrency and retries could reach.
 2. CPU per high-resolution image with resizing on (`max_side`, JPEG draft decoding) vs a full
    decode, and the floor of any DCT-scaled decode: a 1/8-scale decode, which still reads every
    entropy-coded bit.
