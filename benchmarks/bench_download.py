@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
@@ -30,9 +29,7 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,11 +37,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runnable as a script
+from benchmarks.download_baseline import download_like_original  # noqa: E402
+from benchmarks.download_resize import bench_resize  # noqa: E402
 from benchmarks.download_server import start_server, write_certificate  # noqa: E402
 from benchmarks.report import markdown_table, write_section  # noqa: E402
 from mlimages.download import DownloadConfig, download  # noqa: E402
-from mlimages.download.validate import make_stored_image  # noqa: E402
-from mlimages.images import encode_jpeg  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared"))
@@ -145,38 +142,6 @@ def child_ours(list_path: Path, out: Path, concurrency: int, max_side: int) -> t
     return report["ok"], report["lines"]
 
 
-def child_baseline(list_path: Path, out: Path, concurrency: int, spin: bool) -> tuple[int, int]:
-    """The original design: contiguous slices per thread, urllib, full decode, no retries.
-
-    With `spin`, the main thread waits as the released script does, `while thread.isAlive(): pass`,
-    so it competes for the interpreter lock with the workers; without, it joins them.
-    """
-    urls = [line.split("\t")[0] for line in list_path.read_text().splitlines()]
-    out.mkdir(parents=True, exist_ok=True)
-    size = -(-len(urls) // concurrency)
-    stored = [0] * concurrency
-
-    def work(thread: int) -> None:
-        for number in range(thread * size, min(len(urls), (thread + 1) * size)):
-            try:
-                data = urllib.request.urlopen(urls[number], timeout=DEADLINE_S).read()
-                full_decode(data)
-                (out / f"{number}.jpg").write_bytes(data)
-                stored[thread] += 1
-            except Exception:
-                pass
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        if spin:
-            while thread.is_alive():
-                pass
-        thread.join()
-    return sum(stored), len(urls)
-
-
 def write_list(path: Path, sources: list[str]) -> Path:
     with path.open("w") as handle:
         for source in sources:
@@ -226,50 +191,6 @@ def mix_rows(mix: str, runs: dict[str, dict]) -> list[list]:
     return rows
 
 
-def bench_resize(photos: list[Path], repeats: int) -> list[list]:
-    config = replace(DownloadConfig(), max_side=512, min_side=1)
-    rows = []
-    for photo in photos:
-        data = photo.read_bytes()
-        stored = make_stored_image(data, config)
-        decode = cpu_per_call(lambda: full_decode(data), repeats)
-        same_job = cpu_per_call(lambda: encode_jpeg(full_decode(data).resize(
-            (stored.width, stored.height), Image.Resampling.BICUBIC, reducing_gap=2.0), 90), repeats)
-        ours = cpu_per_call(lambda: make_stored_image(data, config), repeats)
-        floor = cpu_per_call(lambda: eighth_scale_decode(data), repeats)
-        with Image.open(photo) as image:
-            size = f"{image.width}x{image.height} ({image.width * image.height / 1e6:.1f} MP)"
-        rows.append([photo.name, size, f"{1000 * decode:.1f}", f"{1000 * same_job:.1f}", f"{1000 * ours:.1f}",
-                     f"{1000 * floor:.1f}", f"{ours / decode:.2f}", f"{ours / same_job:.2f}", f"{floor / decode:.2f}"])
-    return rows
-
-
-def eighth_scale_decode(data: bytes) -> Image.Image:
-    """The least a DCT-scaled decode can do: DC coefficients only, but every entropy-coded bit is read."""
-    image = Image.open(io.BytesIO(data))
-    image.draft("RGB", (image.width // 8, image.height // 8))
-    image.load()
-    return image
-
-
-def full_decode(data: bytes) -> Image.Image:
-    """What the original did with every image: decode at full size (no copy when already RGB)."""
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def cpu_per_call(function, repeats: int) -> float:
-    """The least CPU time of `repeats` calls: robust to other work on a shared machine."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        function()
-        times.append(time.process_time() - start)
-    return min(times)
-
-
 def bench_memory(work: Path, photos: list[Path], lengths: list[int]) -> list[list]:
     """Mostly failing lists (missing local files; every 50th line a real photo) of growing length."""
     rows = []
@@ -290,8 +211,9 @@ def main_child(args: argparse.Namespace) -> None:
     if args.child == "ours":
         result = measure(lambda: child_ours(args.list, args.out, args.concurrency, args.max_side))
     else:
-        spin = args.child == "baseline"
-        result = measure(lambda: child_baseline(args.list, args.out, args.concurrency, spin))
+        spin = args.child == "baseline"  # "baseline-joined": the same without the spinning main thread
+        result = measure(lambda: download_like_original(args.list, args.out, args.concurrency, DEADLINE_S,
+                                                        spin))
     print(json.dumps(result))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import io
 import json
@@ -53,24 +54,34 @@ def test_retry_after_seconds_and_http_date():
     assert 28 <= parse_retry_after_s(when) <= 31
 
 
-def test_host_gate_caps_concurrency_per_host_and_backs_off():
-    gate, active, peak, lock = HostGate(2), {"a": 0, "b": 0}, {"a": 0, "b": 0}, threading.Lock()
+def peak_requests(gate: HostGate, hosts: str) -> tuple[dict[str, int], int]:
+    """Run one 50 ms request per letter of `hosts` at once; the most in flight per host and in all."""
+    active, peak, lock = collections.Counter(), collections.Counter(), threading.Lock()
 
     def request(host):
         with gate.slot(host):
             with lock:
                 active[host] += 1
-                peak[host] = max(peak[host], active[host])
+                active["all"] += 1
+                for name in (host, "all"):
+                    peak[name] = max(peak[name], active[name])
             time.sleep(0.05)
             with lock:
                 active[host] -= 1
+                active["all"] -= 1
 
-    threads = [threading.Thread(target=request, args=(h,)) for h in "aaaaaab"]
+    threads = [threading.Thread(target=request, args=(h,)) for h in hosts]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert peak == {"a": 2, "b": 1}
+    total = peak.pop("all")
+    return dict(peak), total
+
+
+def test_host_gate_caps_concurrency_per_host_and_backs_off():
+    gate = HostGate(2)
+    assert peak_requests(gate, "aaaaaab")[0] == {"a": 2, "b": 1}
     gate.back_off("a", 0.3)
     start = time.monotonic()
     with gate.slot("b"):
@@ -80,23 +91,7 @@ def test_host_gate_caps_concurrency_per_host_and_backs_off():
 
 
 def test_host_gate_caps_requests_over_all_hosts():
-    gate, state, lock = HostGate(per_host=5, total=2), {"active": 0, "peak": 0}, threading.Lock()
-
-    def request(host):
-        with gate.slot(host):
-            with lock:
-                state["active"] += 1
-                state["peak"] = max(state["peak"], state["active"])
-            time.sleep(0.05)
-            with lock:
-                state["active"] -= 1
-
-    threads = [threading.Thread(target=request, args=(h,)) for h in "abcabc"]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert state == {"active": 0, "peak": 2}
+    assert peak_requests(HostGate(per_host=5, total=2), "abcabc")[1] == 2
 
 
 def test_a_waiting_worker_gives_up_when_the_host_pauses_too_long():
