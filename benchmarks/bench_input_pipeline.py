@@ -85,8 +85,8 @@ def measure(source: tf.data.Dataset, fn, count: int) -> tuple[float, float]:
 
 def measure_train_step(batch: int, steps: int) -> float:
     """Images/s of a ResNet-101 training step at 224 px (what the model consumes here)."""
-    from mlimages.train_config import PretrainConfig
-    from mlimages.train_state import build_train_state, make_train_step
+    from mlimages.train.config import PretrainConfig
+    from mlimages.train.state import build_train_state, make_train_step
 
     cfg = PretrainConfig(steps=steps, batch_size=batch)
     state = build_train_state(cfg, 1000, steps)

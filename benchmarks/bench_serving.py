@@ -111,7 +111,7 @@ def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) 
 def register(model, folder: Path, quick: bool) -> str:
     import mlflow
 
-    from mlimages import registry
+    from mlimages.tracking import registry
 
     os.chdir(folder)  # the store's default artifact root (./mlruns) goes to the temporary folder too
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")

@@ -165,19 +165,19 @@ def evaluate_uri(model_uri: str, cfg: EvaluateConfig, registry_cfg, records: str
 
     Each result goes to the run (metrics at the checkpoint's step), onto the serving and the
     checkpoint LoggedModels (the UI's model view compares them), onto the version's tags and model
-    card; `champion` moves when the version wins (`mlimages.registry.record_evaluation`).
+    card; `champion` moves when the version wins (`mlimages.tracking.registry.record_evaluation`).
 
     Args:
-        model_uri: see `mlimages.registry.resolve_versions`.
+        model_uri: see `mlimages.tracking.registry.resolve_versions`.
         cfg: evaluation settings.
-        registry_cfg: `mlimages.registry.RegistryConfig`.
+        registry_cfg: `mlimages.tracking.registry.RegistryConfig`.
         records: record folder; default by task (`DEFAULT_RECORDS`).
         trainable: trainable class indices for multi-label metrics, or None.
 
     Returns:
         One dict per version: name, version, step, task, records, protocol, metrics, champion.
     """
-    from mlimages.registry import resolve_versions
+    from mlimages.tracking.registry import resolve_versions
 
     results = []
     for version in resolve_versions(model_uri, registry_cfg):
@@ -191,9 +191,9 @@ def evaluate_version(version, cfg: EvaluateConfig, registry_cfg, records: str | 
     """Evaluate one ModelVersion and record the results everywhere (see `evaluate_uri`)."""
     import mlflow
 
-    from mlimages.pretrained import load_source_model
-    from mlimages.registry import record_evaluation
-    from mlimages.tracking import log_dataset_input
+    from mlimages.tracking.pretrained import load_source_model
+    from mlimages.tracking.registry import record_evaluation
+    from mlimages.tracking.runs import log_dataset_input
 
     task = version.tags.get("mlimages.task", "finetune")
     step = int(version.tags.get("mlimages.step", 0))

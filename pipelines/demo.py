@@ -15,9 +15,9 @@ import mlflow
 from mlimages.cli.registry import render_versions
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.experiments import run_demo
-from mlimages.registry import RegistryConfig
-from mlimages.tracking import configure_tracking
+from mlimages.demo.chain import run_demo
+from mlimages.tracking.registry import RegistryConfig
+from mlimages.tracking.runs import configure_tracking
 
 
 @exit_on_input_error

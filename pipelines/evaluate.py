@@ -19,9 +19,9 @@ import mlflow
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.evaluate import EvaluateConfig, evaluate_uri, trainable_classes, write_results
-from mlimages.registry import RegistryConfig
+from mlimages.tracking.registry import RegistryConfig
 from mlimages.stats import StatsConfig
-from mlimages.tracking import configure_tracking, lineage_tags
+from mlimages.tracking.runs import configure_tracking, lineage_tags
 
 
 @exit_on_input_error

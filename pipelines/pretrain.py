@@ -15,9 +15,9 @@ import sys
 
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.tracking import configure_tracking
-from mlimages.train import TrainingDiverged, fit
-from mlimages.train_config import PretrainConfig, parse_overrides
+from mlimages.tracking.runs import configure_tracking
+from mlimages.train.fit import TrainingDiverged, fit
+from mlimages.train.config import PretrainConfig, parse_overrides
 
 
 @exit_on_input_error

@@ -158,9 +158,9 @@ def test_cli_writes_keras_model_and_registers(checkpoint, tmp_path, monkeypatch)
     loader = functools.partial(tf1_import.load_tf1_classifier, allow_custom_blocks=True)
     monkeypatch.setattr(tf1_import, "load_tf1_classifier", loader)
     registered = []
-    registry = types.ModuleType("mlimages.registry")
+    registry = types.ModuleType("mlimages.tracking.registry")
     registry.register_keras_model = lambda path, name: registered.append((path, name))
-    monkeypatch.setitem(sys.modules, "mlimages.registry", registry)
+    monkeypatch.setitem(sys.modules, "mlimages.tracking.registry", registry)
     out = tmp_path / "model.keras"
     args = ["import-tf1", prefix, "--num-classes", str(NUM_CLASSES), "--out", str(out), "--register", "imported"]
     assert cli.main(args) == 0
@@ -170,7 +170,7 @@ def test_cli_writes_keras_model_and_registers(checkpoint, tmp_path, monkeypatch)
 
 
 def test_cli_register_without_registry_support_exits_2(checkpoint, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "mlimages.registry", types.ModuleType("mlimages.registry"))
+    monkeypatch.setitem(sys.modules, "mlimages.tracking.registry", types.ModuleType("mlimages.tracking.registry"))
     args = ["import-tf1", checkpoint[0], "--num-classes", "7", "--out", str(tmp_path / "m.keras"), "--register", "x"]
     with pytest.raises(SystemExit) as exit_info:
         cli.main(args)

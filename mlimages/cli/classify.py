@@ -27,14 +27,14 @@ def load_serving_model(uri: str):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from mlimages.tracking import configure_tracking
+    from mlimages.tracking.runs import configure_tracking
 
     configure_tracking()
     try:
         model = mlflow.pyfunc.load_model(uri)
     except (MlflowException, OSError) as error:
         raise InputError(f"cannot load the model ({str(error).splitlines()[0]})", uri) from None
-    from mlimages.serving import ImageClassifier
+    from mlimages.tracking.serving import ImageClassifier
 
     if not isinstance(model.unwrap_python_model(), ImageClassifier):
         raise InputError("not an mlimages serving model (use a registered version: models:/NAME@ALIAS)", uri)

@@ -58,8 +58,8 @@ def write_features(args: argparse.Namespace) -> int:
 
     from mlimages.images import ImageError
     from mlimages.models.resnet import get_backbone
-    from mlimages.pretrained import load_source_model
-    from mlimages.tracking import configure_tracking
+    from mlimages.tracking.pretrained import load_source_model
+    from mlimages.tracking.runs import configure_tracking
 
     if Path(args.out).suffix not in (".npy", ".parquet"):
         raise InputError("output must end in .npy or .parquet", args.out)

@@ -44,12 +44,12 @@ def import_checkpoint(args: argparse.Namespace) -> int:
 
 
 def find_registry_function():
-    """`mlimages.registry.register_keras_model`, checked before the slow conversion starts."""
+    """`mlimages.tracking.registry.register_keras_model`, checked before the slow conversion starts."""
     try:
-        registry = importlib.import_module("mlimages.registry")
+        registry = importlib.import_module("mlimages.tracking.registry")
     except ImportError:
         registry = None
     function = getattr(registry, "register_keras_model", None)
     if function is None:
-        raise InputError("registry support is unavailable (mlimages.registry.register_keras_model)", "--register")
+        raise InputError("registry support is unavailable (mlimages.tracking.registry.register_keras_model)", "--register")
     return function

@@ -6,7 +6,7 @@ import argparse
 import re
 
 from mlimages.config import load_params
-from mlimages.registry import RegistryConfig
+from mlimages.tracking.registry import RegistryConfig
 
 EVAL = "eval."
 
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 def print_versions(args: argparse.Namespace) -> int:
     import mlflow
 
-    from mlimages.tracking import configure_tracking
+    from mlimages.tracking.runs import configure_tracking
 
     configure_tracking()
     config = load_params("registry", RegistryConfig, args.params)

@@ -79,7 +79,7 @@ def build_tiny_classifier(num_classes: int, seed: int):
 
 def log_training_run(task: str, classes_file: Path, steps=(10, 20), experiment="mlimages-tests") -> str:
     """A finished training run with one Keras checkpoint LoggedModel per step (as train.py logs them)."""
-    from mlimages import tracking
+    from mlimages.tracking import runs as tracking
 
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"{task}-tiny") as run:
@@ -128,7 +128,7 @@ def make_50_megapixel_jpeg() -> bytes:
 @pytest.fixture(scope="session")
 def served_model(tracking_store, single_records, tmp_path_factory) -> str:
     """A registered single-label tiny model with aliases candidate and champion; returns its name."""
-    from mlimages import registry
+    from mlimages.tracking import registry
 
     name = "tiny-served-imagenet"
     path = tmp_path_factory.mktemp("served") / "model.keras"

@@ -7,9 +7,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from mlimages import registry
+from mlimages.tracking import registry
 from mlimages.errors import InputError
-from mlimages.registry import RegistryConfig
+from mlimages.tracking.registry import RegistryConfig
 
 from .conftest import build_tiny_classifier
 

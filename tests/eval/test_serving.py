@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from mlimages import registry, serving
+from mlimages.tracking import registry, serving
 
 from .conftest import CLASS_NAMES, build_tiny_classifier, make_50_megapixel_jpeg
 

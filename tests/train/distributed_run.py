@@ -19,9 +19,9 @@ def main(strategy: str, params: str, train_dir: str, val_dir: str, out: str, wei
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from mlimages.config import load_params
-    from mlimages.tracking import configure_tracking
-    from mlimages.train import fit, read_replica_weights
-    from mlimages.train_config import PretrainConfig
+    from mlimages.tracking.runs import configure_tracking
+    from mlimages.train.fit import fit, read_replica_weights
+    from mlimages.train.config import PretrainConfig
 
     configure_tracking()
     cfg = load_params("pretrain", PretrainConfig, params, {"strategy": strategy})

@@ -14,9 +14,9 @@ import tensorflow as tf
 from mlimages.config import load_params
 from mlimages.errors import InputError
 from mlimages.models.resnet import get_backbone, stage_layers
-from mlimages.registry import training_data
-from mlimages.train import TrainingDiverged, fit
-from mlimages.train_config import FinetuneConfig, PretrainConfig
+from mlimages.tracking.registry import training_data
+from mlimages.train.fit import TrainingDiverged, fit
+from mlimages.train.config import FinetuneConfig, PretrainConfig
 
 from .fakes import NUM_CLASSES, TINY
 

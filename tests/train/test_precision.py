@@ -8,8 +8,8 @@ import keras
 import mlflow
 import pytest
 
-from mlimages.train import fit
-from mlimages.train_config import PretrainConfig
+from mlimages.train.fit import fit
+from mlimages.train.config import PretrainConfig
 
 from .fakes import TINY
 

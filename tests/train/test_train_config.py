@@ -9,7 +9,7 @@ import pytest
 
 from mlimages.config import load_params
 from mlimages.errors import InputError
-from mlimages.train_config import FinetuneConfig, PretrainConfig, find_size_switch_step, parse_overrides
+from mlimages.train.config import FinetuneConfig, PretrainConfig, find_size_switch_step, parse_overrides
 
 from .fakes import write_tiny_params
 

@@ -2,7 +2,7 @@
 
 `mlimages-resnet{depth}-ml` holds the multi-label pretrained checkpoints and
 `mlimages-resnet{depth}-imagenet` the finetuned ones (names from params `registry:`). A version is
-the serving pyfunc (`mlimages.serving`) built from a Keras checkpoint LoggedModel, logged in the
+the serving pyfunc (`mlimages.tracking.serving`) built from a Keras checkpoint LoggedModel, logged in the
 checkpoint's own training run at its step, so the version records its run, step, params and
 metrics. Each new version takes the alias `candidate`; `champion` moves only after an evaluation
 beats the current champion on the metric named in params. Stages are never used.
@@ -19,9 +19,9 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from mlimages.errors import InputError
-from mlimages.model_card import make_model_card
-from mlimages.serving import ServingConfig, log_serving_model
-from mlimages.tracking import INIT_MODEL_TAG
+from mlimages.tracking.model_card import make_model_card
+from mlimages.tracking.serving import ServingConfig, log_serving_model
+from mlimages.tracking.runs import INIT_MODEL_TAG
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -96,7 +96,7 @@ def register_checkpoint(checkpoint_id: str, config: RegistryConfig):
     Returns:
         The ModelVersion (an existing one when this checkpoint was registered before).
     """
-    from mlimages.pretrained import load_source_model
+    from mlimages.tracking.pretrained import load_source_model
 
     client = mlflow.MlflowClient()
     checkpoint = client.get_logged_model(checkpoint_id)
@@ -204,8 +204,8 @@ def register_keras_model(model_path: str | Path, name: str, classes_file: str | 
     Returns:
         The new ModelVersion (alias `candidate`).
     """
-    from mlimages.pretrained import load_source_model
-    from mlimages.tracking import configure_tracking, lineage_tags
+    from mlimages.tracking.pretrained import load_source_model
+    from mlimages.tracking.runs import configure_tracking, lineage_tags
 
     if not mlflow.tracking.is_tracking_uri_set():
         configure_tracking()  # the project's store (sqlite:///mlflow.db), not MLflow's ./mlruns default

@@ -10,7 +10,7 @@ import logging
 
 import mlflow
 
-from mlimages.registry import RegistryConfig, find_checkpoints, read_depth
+from mlimages.tracking.registry import RegistryConfig, find_checkpoints, read_depth
 
 EXPERIMENT = "mlimages"
 

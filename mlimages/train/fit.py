@@ -21,14 +21,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mlimages import tracking
+from mlimages.tracking import runs as tracking
 from mlimages.data.pipeline import InputConfig, list_record_files, make_dataset, read_index
-from mlimages.distribute import is_chief, make_strategy, worker_id
+from mlimages.train.distribute import is_chief, make_strategy, worker_id
 from mlimages.errors import InputError
-from mlimages.pretrained import pin_source
-from mlimages.train_config import TrainConfig, check_duration, count_total_steps, find_size_switch_step
-from mlimages.train_state import build_train_state, make_train_step
-from mlimages.train_validation import validate
+from mlimages.tracking.pretrained import pin_source
+from mlimages.train.config import TrainConfig, check_duration, count_total_steps, find_size_switch_step
+from mlimages.train.state import build_train_state, make_train_step
+from mlimages.train.validation import validate
 
 LABEL_KIND = {"pretrain": "multi", "finetune": "single"}
 SCRATCH = "scratch"  # the `init_model` of a finetune that starts from random weights
@@ -79,7 +79,7 @@ def fit(task: str, cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path,
         train_dir, val_dir: record folders (index.json + shards).
         out_dir: checkpoints, ``model.keras`` and ``summary.json`` go here; the same folder and
             params resume the same run.
-        init_model: finetune source (see `mlimages.pretrained`); None, "" or "scratch" trains from scratch.
+        init_model: finetune source (see `mlimages.tracking.pretrained`); None, "" or "scratch" trains from scratch.
 
     Returns:
         The `FitResult`; raises `TrainingDiverged` on a NaN loss, `InputError` on bad input.

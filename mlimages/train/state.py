@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from mlimages import losses, schedules
 from mlimages.models import resnet
-from mlimages.train_config import FinetuneConfig, PretrainConfig, TrainConfig
+from mlimages.train.config import FinetuneConfig, PretrainConfig, TrainConfig
 
 # the stem and the first two stages: the original's FixBlock2 finetuning option
 FROZEN_STAGES = (0, 1)
@@ -59,7 +59,7 @@ def build_train_state(cfg: TrainConfig, num_classes: int, total_steps: int, init
     backbone = resnet.build_backbone(cfg.depth, cfg.blocks_per_stage, bn_momentum=cfg.bn_momentum,
                                      width_multiplier=cfg.width_multiplier)
     if init_model:
-        from mlimages.pretrained import restore_backbone
+        from mlimages.tracking.pretrained import restore_backbone
 
         restore_backbone(backbone, init_model)
     if isinstance(cfg, FinetuneConfig) and cfg.freeze_stages:
