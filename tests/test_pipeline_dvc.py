@@ -30,7 +30,8 @@ TINY_DEMO = {
     "finetune_val_per_class": 1, "jpeg_quality": 90,
 }
 FINETUNE_CLASSES = 12
-STAGES = ["demo_world", "prepare_lists", "download_images", "build_tfrecords", "build_imagenet", "dataset_stats"]
+STAGES = ["demo_world", "prepare_lists", "download_images", "dedup", "build_tfrecords", "build_imagenet",
+          "dataset_stats"]
 
 
 def test_dvc_yaml_stages_list_their_script_and_existing_params():
