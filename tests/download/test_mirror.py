@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlimages.download.mirror import MirrorIndex, build_mirror_index, md5_matches
+from mlimages.download.mirror import CACHE_KIB, MirrorIndex, build_mirror_index, md5_matches
 from mlimages.errors import InputError
 
 HEADER = "ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,OriginalSize,OriginalMD5\n"
@@ -112,5 +112,6 @@ def peak_memory(tmp_path: Path, rows: int) -> dict:
 def test_a_million_row_csv_joins_in_flat_memory_under_300_mb(tmp_path):
     small, large = peak_memory(tmp_path, 100_000), peak_memory(tmp_path, 1_000_000)
     assert large["peak_kib"] < 300 * 1024
-    # 10x the rows, about the same memory: only the page cache and one batch are held
-    assert large["peak_kib"] - large["before_kib"] < small["peak_kib"] - small["before_kib"] + 40 * 1024
+    # growth over the interpreter is bounded by SQLite's page cache and one batch, not by the rows
+    for result in (small, large):
+        assert result["peak_kib"] - result["before_kib"] < CACHE_KIB + 16 * 1024
