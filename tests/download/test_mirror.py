@@ -88,13 +88,17 @@ def test_template_must_name_the_image_id(tmp_path):
 
 
 PEAK_SCRIPT = """
-import json, resource, sys
+import json, sys
 from mlimages.download.mirror import MirrorIndex
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def peak_kib():  # this process's own high-water mark (ru_maxrss would include the parent's at fork)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+before = peak_kib()
 with MirrorIndex(sys.argv[1], sys.argv[2], "https://mirror/{image_id}.jpg") as index:
     found = index.lookup(sys.argv[3])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"before_kib": before, "peak_kib": peak, "image_id": found.image_id}))
+print(json.dumps({"before_kib": before, "peak_kib": peak_kib(), "image_id": found.image_id}))
 """
 
 
@@ -112,6 +116,7 @@ def peak_memory(tmp_path: Path, rows: int) -> dict:
 def test_a_million_row_csv_joins_in_flat_memory_under_300_mb(tmp_path):
     small, large = peak_memory(tmp_path, 100_000), peak_memory(tmp_path, 1_000_000)
     assert large["peak_kib"] < 300 * 1024
-    # growth over the interpreter is bounded by SQLite's page cache and one batch, not by the rows
+    # growth over the interpreter is bounded by SQLite's page cache, the index sorter (which
+    # spills to temp files beyond the same size) and one batch, not by the rows (3M rows: as 1M)
     for result in (small, large):
-        assert result["peak_kib"] - result["before_kib"] < CACHE_KIB + 16 * 1024
+        assert result["peak_kib"] - result["before_kib"] < 2 * CACHE_KIB + 16 * 1024
