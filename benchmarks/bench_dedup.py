@@ -108,8 +108,8 @@ def bench_search(full: bool) -> str:
     fitted = extrapolate(runs[:2], FULL)
     brute_full = brute["seconds"] * (FULL / len(subset)) ** 2
     memory_full = runs[1]["peak_mib"] * FULL / runs[1]["n"]
-    table = markdown_table(["search", "hashes", "index CPU s", "query CPU s", "pairs <= 4 bits", "peak MiB", "vs brute force"],
-                           rows)
+    header = ["search", "hashes", "index CPU s", "query CPU s", "pairs <= 4 bits", "peak MiB", "vs brute force"]
+    table = markdown_table(header, rows)
     notes = (f"Same pairs as brute force on the 100,000 subset: {'yes' if same else 'NO'}. "
              f"Extrapolated to 17.6M hashes: multi-index {fitted / 60:.1f} min on one core (fit of seconds per "
              f"query against bucket occupancy, 1M and 4M runs), peak about {memory_full / 1024:.1f} GiB "
@@ -148,7 +148,8 @@ def bench_hashing() -> str:
             size = f"{original.width}x{original.height}"
         rows.append([path.name, size, f"{image.width}x{image.height}", f"{decode_s * 1e3:.2f}", f"{ours_s * 1e3:.3f}",
                      other, f"{ours_s / (1.2 * decode_s):.1%}"])
-    header = ["photo", "size", "1/8 decode", "decode CPU ms", "our pHash CPU ms", "imagehash.phash CPU ms", "share of download CPU"]
+    header = ["photo", "size", "1/8 decode", "decode CPU ms", "our pHash CPU ms", "imagehash.phash CPU ms",
+              "share of download CPU"]
     return markdown_table(header, rows) + "\n\nTarget: under 10% of the download's CPU per image (1.2x a 1/8 decode)."
 
 

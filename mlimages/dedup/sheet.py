@@ -40,8 +40,8 @@ def _strips(train: HashTable, groups: list[Group], evaluations: dict[str, HashTa
         strips.append((caption, [_thumbnail(train, row, side) for row in group.rows[:MAX_PER_ROW]]))
     for leak in leaks:
         evaluation = evaluations[leak.eval_set]
-        caption = (f"leaked into {leak.eval_set} (distance {leak.distance}): {evaluation.record_filename(leak.eval_row)} "
-                   f"<- train {train.name(leak.train_row)}")
+        caption = (f"leaked into {leak.eval_set} (distance {leak.distance}): "
+                   f"{evaluation.record_filename(leak.eval_row)} <- train {train.name(leak.train_row)}")
         strips.append((caption, [_thumbnail(evaluation, leak.eval_row, side), _thumbnail(train, leak.train_row, side)]))
     return strips
 

@@ -44,7 +44,8 @@ def test_planted_copies_form_groups_and_distinct_images_do_not(world):
     lines = planted["lines"]
     by_keep = {group["keep"]: group for group in groups}
     first = by_keep[key_of(planted, 1)]
-    assert sorted(first["keys"]) == sorted(key_of(planted, n) for n in (1, lines["half"], lines["q60"], lines["bright"]))
+    copies = (1, lines["half"], lines["q60"], lines["bright"])
+    assert sorted(first["keys"]) == sorted(key_of(planted, n) for n in copies)
     assert not first["exact"]
     exact = by_keep[key_of(planted, 2)]
     assert exact["keys"] == [key_of(planted, 2), key_of(planted, lines["exact"])] and exact["exact"]

@@ -14,7 +14,8 @@ import pytest
 from mlimages.download.mirror import CACHE_KIB, MirrorIndex, build_mirror_index, md5_matches
 from mlimages.errors import InputError
 
-HEADER = "ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,OriginalSize,OriginalMD5\n"
+HEADER = ("ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,OriginalSize,"
+          "OriginalMD5\n")
 TEMPLATE = "http://127.0.0.1:9/mirror/{image_id}.jpg"
 
 
