@@ -1,7 +1,8 @@
 """build_tfrecords stage: one split of downloaded image shards -> TFRecord shards + index.json.
 
     python pipelines/build_tfrecords.py --images data/images/train --hierarchy H \
-        --out data/tfrecords/ml-images/train --report reports/tfrecords/ml-images-train.json
+        --out data/tfrecords/ml-images/train --report reports/tfrecords/ml-images-train.json \
+        [--dedup data/dedup/train]
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ def main() -> int:
     parser.add_argument("--hierarchy", required=True, help="dictionary_and_semantic_hierarchy.txt")
     parser.add_argument("--out", required=True, help="split folder to write")
     parser.add_argument("--report", required=True, help="JSON report: counts, skipped images, shards")
+    parser.add_argument("--dedup", help="the dedup stage's folder for this split (leaked images, duplicate groups)")
     parser.add_argument("--legacy-dense-labels", action="store_true",
                         help="also store the dense float32 label vector (for readers of the original layout)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config = load_records_config()
-    report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels)
+    report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels,
+                             dedup=args.dedup)
     write_report(args.report, report)
     logging.info("%d records written, %d images skipped %s", report["written"], report["skipped"],
                  report["skipped_by_reason"] or "")

@@ -30,7 +30,8 @@ TINY_DEMO = {
     "finetune_val_per_class": 1, "jpeg_quality": 90,
 }
 FINETUNE_CLASSES = 12
-STAGES = ["demo_world", "prepare_lists", "download_images", "build_tfrecords", "build_imagenet", "dataset_stats"]
+STAGES = ["demo_world", "prepare_lists", "download_images", "dedup", "build_tfrecords", "build_imagenet",
+          "dataset_stats"]
 
 
 def test_dvc_yaml_stages_list_their_script_and_existing_params():
@@ -144,6 +145,12 @@ def test_reports(repo):
     assert summary["imagenet"]["classes"] == FINETUNE_CLASSES
     for name in ("images_per_class.csv", "tags_per_image.csv", "images_per_class.png", "tags_per_image.png"):
         assert (repo / "reports" / "stats" / name).stat().st_size > 0
+    dedup = json.loads((repo / "reports" / "dedup" / "summary.json").read_text())
+    assert dedup["train_images"] == 24 and dedup["hashes_backfilled"] == 24 + 8 + FINETUNE_CLASSES
+    assert dedup["leaked"]["finetune_val"]["eval_images"] == FINETUNE_CLASSES
+    assert (repo / "reports" / "dedup" / "contact_sheet.png").stat().st_size > 0
+    records = json.loads((repo / "reports" / "tfrecords" / "ml-images-train.json").read_text())
+    assert records["dedup"]["left_out_leaked"] == dedup["leaked"]["finetune_val"]["train_images_leaked"] == 0
 
 
 @pytest.mark.slow

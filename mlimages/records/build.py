@@ -23,10 +23,12 @@ from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
+from mlimages.dedup.outputs import load_exclusions
 from mlimages.errors import InputError
 from mlimages.hierarchy import load_hierarchy
 from mlimages.images import ImageError, encode_jpeg, load_rgb
 from mlimages.records.config import RecordsConfig
+from mlimages.records.dedup_filter import DedupFilter
 from mlimages.records.image_shards import BadSample, ImageSample, index_shard, iter_samples, list_image_shards
 from mlimages.records.schema import encode_example
 from mlimages.records.writer import ShardWriter, max_records_per_shard
@@ -135,7 +137,7 @@ def make_report(out, index: dict, skipped: list[BadSample], seconds: float) -> d
     }
 
 
-def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels: bool = False) -> dict:
+def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels: bool = False, dedup=None) -> dict:
     """Build a multi-label split folder from the downloader's image shards.
 
     Args:
@@ -144,9 +146,11 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
         out: the split folder to write, e.g. ``data/tfrecords/ml-images/train``.
         config: the `records:` params.
         dense_labels: also store the dense label vector (``--legacy-dense-labels``).
+        dedup: the dedup stage's folder for this split (``data/dedup/train``): leaked images and
+            merged groups are applied as `config.drop_leaked` / `config.merge_duplicates` say.
 
     Returns:
-        The stage report (see `write_split`), with the image folder added.
+        The stage report (see `write_split`), with the image folder (and the dedup counts) added.
     """
     tree = load_hierarchy(hierarchy)
     num_classes = max(tree.categories) + 1
@@ -157,8 +161,15 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
     bad_members = [bad for _, bads in indexed for bad in bads]
     indexes = [index for index, _ in indexed]
     total = sum(len(index) for index in indexes) + len(bad_members)
-    samples = itertools.chain(bad_members, iter_samples(shards, indexes, num_classes))
+    samples = iter_samples(shards, indexes, num_classes)
+    dedup_filter = DedupFilter(load_exclusions(dedup), config) if dedup is not None else None
+    if dedup_filter is not None:
+        samples = dedup_filter.apply(samples)
+        total = max(0, total - len(dedup_filter.dropped_keys))  # shard sizes follow the images kept
+    samples = itertools.chain(bad_members, samples)
     report = write_split(samples, out, config, "multi", num_classes, total, dense_labels or config.dense_labels)
+    if dedup_filter is not None:
+        report["dedup"] = dedup_filter.report(dedup)
     rows = [(c.index, c.wnid, c.name) for c in sorted(tree.categories.values(), key=lambda c: c.index)]
     write_classes(Path(out) / CLASSES_FILE, rows)  # inside the split: the stage's declared output
     return {"images": str(images), "image_shards": len(shards), **report}

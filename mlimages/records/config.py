@@ -26,6 +26,9 @@ class RecordsConfig:
             11,166 classes) for readers of the original layout.
         shuffle_seed: seed of the fixed shuffle of the ImageNet train split, whose folder
             layout is sorted by class (ML-Images lists are already shuffled by prepare_lists).
+        drop_leaked: with a dedup folder, leave out training images that copy an evaluation image.
+        merge_duplicates: with a dedup folder, keep one image per near-duplicate group (its first
+            line) labelled with the union of the group's labels (highest confidence per class).
     """
 
     shorter_side: int = 256
@@ -36,6 +39,8 @@ class RecordsConfig:
     num_workers: int = 2
     dense_labels: bool = False
     shuffle_seed: int = 0
+    drop_leaked: bool = True
+    merge_duplicates: bool = False
 
     def __post_init__(self) -> None:
         where = f"{DEFAULT_PARAMS}: records"

@@ -35,6 +35,7 @@ class ImageSample:
     data: bytes
     labels: tuple[int, ...]
     confidences: tuple[float, ...]
+    key: str = ""  # the downloader's storage key (empty for images read from a folder)
 
 
 @dataclass(frozen=True)
@@ -144,4 +145,4 @@ def _read_sample(handle, name: str, row: np.ndarray, num_classes: int) -> ImageS
     if outside:
         raise InputError(f"label {outside[0]} outside the hierarchy's {num_classes} classes "
                          f"(is --hierarchy the file the lists were made with?)", f"{name}:{meta.get('key')}")
-    return ImageSample(where, line, source, data, labels, confidences)
+    return ImageSample(where, line, source, data, labels, confidences, str(meta.get("key", "")))
