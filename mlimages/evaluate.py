@@ -19,7 +19,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from mlimages import metrics
-from mlimages.data.pipeline import dense_targets, list_record_files, read_index
+from mlimages.data.pipeline import dense_targets
+from mlimages.records.index import list_record_files, read_index
 from mlimages.data.preprocess import decode_rgb, resize_and_center_crop, scale_pixels
 from mlimages.records.schema import parse_example
 

@@ -12,11 +12,11 @@ import sys
 
 import mlflow
 
-from mlimages.cli.registry import render_versions
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.demo.chain import run_demo
 from mlimages.tracking.registry import RegistryConfig
+from mlimages.tracking.results_table import render_versions
 from mlimages.tracking.runs import configure_tracking
 
 

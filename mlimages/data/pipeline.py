@@ -9,7 +9,6 @@ multi-worker training where all workers must agree on the stream).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import tensorflow as tf
 
 from mlimages.data import preprocess
 from mlimages.errors import InputError
+from mlimages.records.index import list_record_files
 from mlimages.records.schema import parse_example
 
-INDEX_FORMAT = "mlimages-tfrecord-v1"
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -51,54 +50,11 @@ class InputConfig:
     deterministic: bool = False
 
 
-def read_index(folder: str | Path) -> dict:
-    """Read and check a record folder's index.json; missing or empty folders are an InputError."""
-    folder = Path(folder)
-    index_path = folder / "index.json"
-    if not folder.is_dir():
-        raise InputError("record folder not found", str(folder))
-    if not index_path.is_file():
-        raise InputError("no index.json: not a record folder (run the build_tfrecords stage)", str(folder))
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(f"not valid JSON ({error.msg})", f"{index_path}:{error.lineno}") from None
-    if index.get("format") != INDEX_FORMAT:
-        raise InputError(f"unknown format {index.get('format')!r}, expected {INDEX_FORMAT!r}", str(index_path))
-    if not index.get("count") or not index.get("shards"):
-        raise InputError("the record folder holds no records", str(index_path))
-    return index
-
-
-def list_record_files(folder: str | Path, num_classes: int | None = None) -> list[str]:
-    """The shard files of a record folder, checked against its index.
-
-    Args:
-        folder: e.g. ``data/tfrecords/ml-images/train``.
-        num_classes: the model's class count; a different ``num_classes`` in index.json is an error.
-
-    Returns:
-        Sorted shard paths.
-    """
-    folder = Path(folder)
-    index = read_index(folder)
-    if num_classes is not None and index.get("num_classes") != num_classes:
-        raise InputError(
-            f"records have num_classes={index.get('num_classes')} but the model has {num_classes} classes",
-            str(folder / "index.json"),
-        )
-    files = [folder / shard["file"] for shard in index["shards"]]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise InputError(f"{len(missing)} shard(s) listed in index.json are missing, e.g. {missing[0]}", str(folder))
-    return sorted(str(f) for f in files)
-
-
 def make_dataset(files, cfg: InputConfig, training: bool) -> tf.data.Dataset:
     """Batches of ``(images, targets)``: images (batch, size, size, 3) in [-1, 1], targets (batch, C).
 
     Args:
-        files: a record folder (checked with `list_record_files`) or a list of shard paths.
+        files: a record folder (checked with `mlimages.records.index.list_record_files`) or shard paths.
         cfg: the `InputConfig`.
         training: repeat forever, shuffle, random crops and flips, drop the last partial batch;
             otherwise one pass in file order with centre crops.

@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from mlimages.images import ImageError, ImageLimits, load_rgb
+from mlimages.records.index import read_class_names
 
 IMAGE_COLUMN = "image"
 KERAS_ARTIFACT = "keras_model"
@@ -59,16 +60,6 @@ class ServingConfig:
     top_k: int = 5
     threshold: float = 0.5
     max_image_pixels: int = 40_000_000
-
-
-def load_class_names(path: str | Path) -> list[str]:
-    """Names from a ``classes.tsv`` (``index<TAB>wnid<TAB>name``), in index order."""
-    names: dict[int, str] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[0].strip().isdigit():
-            names[int(parts[0])] = parts[2].strip() if len(parts) > 2 else parts[1].strip()
-    return [names.get(i, str(i)) for i in range(max(names) + 1)] if names else []
 
 
 def bad_input(message: str) -> MlflowException:
@@ -145,7 +136,7 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
 
         self.config = ServingConfig(**json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text()))
         self.model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
-        self.names = load_class_names(context.artifacts[CLASSES_ARTIFACT])
+        self.names = read_class_names(context.artifacts[CLASSES_ARTIFACT])
         # The scoring server calls predict from many threads. One forward pass already uses every
         # core, so running them one at a time costs no throughput and bounds the memory in use
         # (16 concurrent ResNet-101 batches would otherwise hold 16 sets of activations).

@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from mlimages.tracking import runs as tracking
-from mlimages.data.pipeline import InputConfig, list_record_files, make_dataset, read_index
+from mlimages.data.pipeline import InputConfig, make_dataset
+from mlimages.records.index import find_classes_file, list_record_files, read_index
 from mlimages.train.distribute import is_chief, make_strategy, worker_id
 from mlimages.errors import InputError
 from mlimages.tracking.pretrained import pin_source
@@ -147,10 +148,9 @@ def _start_logging(run: _Run, params: dict, train_dir, val_dir, run_id: str) -> 
     run.logged_steps = frozenset(tracking.logged_checkpoint_steps(run_id))
     tracking.log_dataset_input(train_dir, "training")
     tracking.log_dataset_input(val_dir, "validation")
-    # classes.tsv sits in the split folder (ML-Images) or beside the splits (ImageNet)
-    found = [p for p in (Path(train_dir) / "classes.tsv", Path(train_dir).parent / "classes.tsv") if p.is_file()]
-    if found:
-        run.classes_file = tracking.log_classes_file(found[0])
+    classes = find_classes_file(train_dir)
+    if classes is not None:
+        run.classes_file = tracking.log_classes_file(classes)
     mlflow.set_tag("mlimages.total_steps", str(run.total_steps))
 
 

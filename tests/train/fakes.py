@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mlimages.records.schema import encode_example
+from tests.factories import write_classes_file, write_record_folder
 
 NUM_CLASSES = 5
 SIZE_PX = 32
@@ -29,31 +28,19 @@ def make_image(label: int, rng: np.random.Generator, size: int = SIZE_PX) -> byt
 
 
 def write_records(folder: Path, count: int, label_kind: str, num_shards: int = 2, seed: int = 0) -> Path:
-    """Write `count` records in the TFRecord folder format (index.json + parent classes.tsv)."""
-    import tensorflow as tf
-
+    """`count` learnable records in `num_shards` shards, with classes.tsv beside the folder (as ImageNet's)."""
     rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    shards = []
-    for shard in range(num_shards):
-        name = f"part-{shard:05d}-of-{num_shards:05d}.tfrecord"
-        n = 0
-        with tf.io.TFRecordWriter(str(folder / name)) as writer:
-            for i in range(shard, count, num_shards):
-                label = int(rng.integers(NUM_CLASSES))
-                labels, conf = [label], [1.0]
-                if label_kind == "multi":
-                    labels.append((label + 1) % NUM_CLASSES)
-                    conf.append(0.8)
-                writer.write(encode_example(make_image(label, rng), SIZE_PX, SIZE_PX, labels, conf, filename=f"{i}.jpg"))
-                n += 1
-        data = (folder / name).read_bytes()
-        shards.append({"file": name, "count": n, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    index = {"format": "mlimages-tfrecord-v1", "label_kind": label_kind, "num_classes": NUM_CLASSES,
-             "count": count, "shards": shards}
-    (folder / "index.json").write_text(json.dumps(index), encoding="utf-8")
-    lines = [f"{i}\tn0000000{i}\tclass {i}" for i in range(NUM_CLASSES)]
-    (folder.parent / "classes.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    examples = []
+    for _ in range(count):
+        label = int(rng.integers(NUM_CLASSES))
+        labels, confidences = [label], [1.0]
+        if label_kind == "multi":
+            labels.append((label + 1) % NUM_CLASSES)
+            confidences.append(0.8)
+        examples.append((make_image(label, rng), labels, confidences))
+    write_record_folder(folder, label_kind, NUM_CLASSES, examples, records_per_shard=math.ceil(count / num_shards),
+                        size=(SIZE_PX, SIZE_PX))
+    write_classes_file(folder.parent / "classes.tsv", [f"class {i}" for i in range(NUM_CLASSES)])
     return folder
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,11 @@ from mlimages.config import load_params
 from mlimages.errors import InputError
 from mlimages.train.config import FinetuneConfig, PretrainConfig, find_size_switch_step, parse_overrides
 
+from tests.pipelines import load_pipeline
+
 from .fakes import write_tiny_params
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_pipeline(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "pipelines" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_parse_overrides_accepts_mlflow_style_arguments():

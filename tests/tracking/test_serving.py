@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 
 from mlimages.tracking import registry, serving
 
-from .conftest import CLASS_NAMES, build_tiny_classifier, make_50_megapixel_jpeg
+from tests.tracking_fixtures import CLASS_NAMES, build_tiny_classifier, make_50_megapixel_jpeg
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,11 @@ from sklearn.metrics import top_k_accuracy_score
 
 from mlimages.data.preprocess import eval_crop, resize_and_center_crop, scale_pixels
 from mlimages.evaluate import EvaluateConfig, evaluate_records, ten_crops
-from mlimages.records.reader import iter_records, list_shards
+from mlimages.records.index import list_shards
+from mlimages.records.reader import iter_records
 
-from .conftest import build_tiny_classifier, load_pipeline, read_json
+from tests.pipelines import load_pipeline
+from tests.tracking_fixtures import build_tiny_classifier, read_json
 
 CFG = EvaluateConfig(sizes=(32, 48), batch_size=5)
 

@@ -11,7 +11,7 @@ from mlimages.tracking import registry
 from mlimages.errors import InputError
 from mlimages.tracking.registry import RegistryConfig
 
-from .conftest import build_tiny_classifier
+from tests.tracking_fixtures import build_tiny_classifier
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
-"""Tiny records, tiny checkpoints and a throwaway tracking store for the evaluation tests."""
+"""Tiny records, tiny checkpoints and a throwaway tracking store, for the tracking, evaluation and CLI tests.
+
+The fixtures are made visible to every test folder by the top-level conftest."""
 
 from __future__ import annotations
 
@@ -7,39 +9,22 @@ import json
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
 from PIL import Image
 
-from mlimages.records.schema import encode_example
-from mlimages.records.writer import ShardWriter
+from tests.factories import make_colour_jpeg, write_classes_file, write_record_folder
 
 CLASS_NAMES = ["red square", "green square", "blue square"]
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 40, 220)]
-
-
-def make_jpeg(colour, size=(40, 32), seed=0) -> bytes:
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(np.array(colour) + rng.normal(0, 12, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def write_records(folder: Path, kind: str, examples: list[tuple[bytes, list[int], list[float]]], num_classes: int):
-    with ShardWriter(folder, kind, num_classes, shard_bytes=1 << 30, max_records=5) as writer:
-        for image, labels, confidences in examples:
-            writer.write(encode_example(image, 32, 40, labels, confidences))
-        writer.commit()
 
 
 @pytest.fixture(scope="session")
 def single_records(tmp_path_factory) -> Path:
     """12 single-label images of 3 colour classes in 3 shards, with classes.tsv beside them."""
     root = tmp_path_factory.mktemp("imagenet")
-    examples = [(make_jpeg(COLOURS[i % 3], seed=i), [i % 3], [1.0]) for i in range(12)]
-    write_records(root / "val", "single", examples, 3)
-    (root / "classes.tsv").write_text("".join(f"{i}\tn0000000{i}\t{n}\n" for i, n in enumerate(CLASS_NAMES)))
+    examples = [(make_colour_jpeg(COLOURS[i % 3], seed=i), [i % 3], [1.0]) for i in range(12)]
+    write_record_folder(root / "val", "single", 3, examples)
+    write_classes_file(root / "classes.tsv", CLASS_NAMES)
     return root / "val"
 
 
@@ -47,9 +32,9 @@ def single_records(tmp_path_factory) -> Path:
 def multi_records(tmp_path_factory) -> Path:
     """10 multi-label images over 4 classes (class 3 has no positive; soft confidences)."""
     root = tmp_path_factory.mktemp("ml-images")
-    examples = [(make_jpeg(COLOURS[i % 3], seed=i), sorted({i % 3, (i + 1) % 3}), [1.0, 0.6]) for i in range(10)]
-    write_records(root / "val", "multi", examples, 4)
-    (root / "classes.tsv").write_text("".join(f"{i}\tn1{i}\ttag {i}\n" for i in range(4)))
+    examples = [(make_colour_jpeg(COLOURS[i % 3], seed=i), sorted({i % 3, (i + 1) % 3}), [1.0, 0.6]) for i in range(10)]
+    write_record_folder(root / "val", "multi", 4, examples)
+    write_classes_file(root / "classes.tsv", [f"tag {i}" for i in range(4)])
     return root / "val"
 
 
@@ -105,17 +90,6 @@ def fixture_photo(shared_data) -> bytes:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
-
-
-def load_pipeline(name: str):
-    """Import `pipelines/<name>.py` as a module (the scripts are not a package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "pipelines" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"pipeline_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_50_megapixel_jpeg() -> bytes:
