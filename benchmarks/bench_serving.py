@@ -111,15 +111,17 @@ def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) 
 def register(model, folder: Path, quick: bool) -> str:
     import mlflow
 
+    from mlimages.config import load_params
     from mlimages.tracking import registry
 
+    config = load_params("registry", registry.RegistryConfig)  # the repository's, before leaving it
     os.chdir(folder)  # the store's default artifact root (./mlruns) goes to the temporary folder too
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     path = folder / "model.keras"
     model.save(path)
     name = "bench-resnet-imagenet"
-    version = registry.register_keras_model(path, name)
+    version = registry.register_keras_model(path, name, config=config)
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version.version)
     return f"models:/{name}@champion"
 

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import top_k_accuracy_score
 
-from mlimages.data.preprocess import eval_crop, resize_and_center_crop, scale_pixels
-from mlimages.evaluate import EvaluateConfig, evaluate_records, ten_crops
+from mlimages.data.preprocess import eval_crop, resize_and_center_crop, scale_pixels, ten_crops
+from mlimages.evaluate import EvaluateConfig, evaluate_records
 from mlimages.records.index import list_shards
 from mlimages.records.reader import iter_records
 

@@ -52,6 +52,14 @@ def tracking_store(tmp_path_factory):
     mp.undo()
 
 
+def registry_config():
+    """The `registry:` section of params-paper.yaml: models served at 224 px, as for ImageNet."""
+    from mlimages.config import load_params
+    from mlimages.tracking.registry import RegistryConfig
+
+    return load_params("registry", RegistryConfig, Path(__file__).resolve().parents[1] / "params-paper.yaml")
+
+
 def build_tiny_classifier(num_classes: int, seed: int):
     import keras
 
@@ -64,17 +72,21 @@ def build_tiny_classifier(num_classes: int, seed: int):
 
 def log_training_run(task: str, classes_file: Path, steps=(10, 20), experiment="mlimages-tests") -> str:
     """A finished training run with one Keras checkpoint LoggedModel per step (as train.py logs them)."""
-    from mlimages.tracking import runs as tracking
+    from mlimages.records.index import hash_file
+    from mlimages.tracking.checkpoints import ModelSpec, log_checkpoint
+    from mlimages.tracking.runs import log_classes_file, log_dataset_input
 
     mlflow.set_experiment(experiment)
+    spec = ModelSpec(depth=50, width_multiplier=0.125, image_size=32, crop_fraction=0.875,
+                     classes_sha256=hash_file(classes_file))
     with mlflow.start_run(run_name=f"{task}-tiny") as run:
         mlflow.log_params({"depth": 50, "image_size": 32})
         mlflow.set_tags({"git_commit": "abc123", "data.build_imagenet.data/tfrecords/imagenet": "d41d8cd9"})
-        tracking.log_dataset_input(classes_file.parent / "val", context="train")
-        classes = tracking.log_classes_file(classes_file)
+        log_dataset_input(classes_file.parent / "val", context="train")
+        classes = log_classes_file(classes_file)
         for step in steps:
             model = build_tiny_classifier(len(classes_file.read_text().splitlines()), seed=step)
-            tracking.log_checkpoint(model, step, task, {"loss": 1.0 / step}, classes_file=classes)
+            log_checkpoint(model, step, task, spec, {"loss": 1.0 / step}, classes_file=classes)
     return run.info.run_id
 
 
@@ -103,10 +115,12 @@ def make_50_megapixel_jpeg() -> bytes:
 def served_model(tracking_store, single_records, tmp_path_factory) -> str:
     """A registered single-label tiny model with aliases candidate and champion; returns its name."""
     from mlimages.tracking import registry
+    from mlimages.tracking.champion import record_evaluation
 
     name = "tiny-served-imagenet"
     path = tmp_path_factory.mktemp("served") / "model.keras"
     build_tiny_classifier(3, seed=11).save(path)
-    version = registry.register_keras_model(path, name, classes_file=single_records.parent / "classes.tsv")
-    registry.record_evaluation(name, version.version, {"top1_224": 0.5}, "test", "top1_224")
+    version = registry.register_keras_model(path, name, classes_file=single_records.parent / "classes.tsv",
+                                            config=registry_config())
+    record_evaluation(name, version.version, {"top1_224": 0.5}, "test", "top1_224")
     return name

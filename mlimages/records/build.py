@@ -164,7 +164,7 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
     return {"images": str(images), "image_shards": len(shards), **report}
 
 
-def write_report(path, report: dict) -> None:
+def write_report(report: dict, path) -> None:
     """Write a stage report as indented JSON (creating its folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 
+from mlimages.tracking.names import EVAL_PREFIX, RUN_ID_TAG, STEP_TAG, TRAINING_DATA_TAG
 from mlimages.tracking.registry import RegistryConfig
-
-EVAL = "eval."
 
 
 def render_versions(client, names: list[str]) -> str:
@@ -35,17 +34,17 @@ def matching_names(client, config: RegistryConfig) -> list[str]:
 
 def format_table(versions, aliases: dict[tuple[str, str], list[str]]) -> str:
     """Rows of versions; metric columns are every ``top1_*``/``top5_*`` size found, then mAP."""
-    keys = sorted({k[len(EVAL):] for v in versions for k in v.tags if k.startswith(EVAL)})
+    keys = sorted({k[len(EVAL_PREFIX):] for v in versions for k in v.tags if k.startswith(EVAL_PREFIX)})
     sizes = sorted({int(k.split("_")[1]) for k in keys if re.fullmatch(r"top[15]_\d+", k)})
     metric_columns = [f"top{k}_{s}" for s in sizes for k in (1, 5)] + ["map_all"]
     header = ["model", "version", "checkpoint", "training data", *metric_columns, "aliases"]
     rows = [header]
     for v in versions:
         tags = v.tags
-        checkpoint = f"step {tags.get('mlimages.step', '?')} of run {tags.get('mlimages.run_id', '?')[:8]}"
-        values = [_percent(tags.get(EVAL + column)) for column in metric_columns]
+        checkpoint = f"step {tags.get(STEP_TAG, '?')} of run {tags.get(RUN_ID_TAG, '?')[:8]}"
+        values = [_percent(tags.get(EVAL_PREFIX + column)) for column in metric_columns]
         names = ",".join(sorted(aliases.get((v.name, str(v.version)), []))) or "-"
-        rows.append([v.name, str(v.version), checkpoint, tags.get("mlimages.training_data", "?"), *values, names])
+        rows.append([v.name, str(v.version), checkpoint, tags.get(TRAINING_DATA_TAG, "?"), *values, names])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

@@ -32,6 +32,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from mlimages.images import ImageError, ImageLimits, load_rgb
 from mlimages.records.index import read_class_names
+from mlimages.tracking.requirements import pip_requirements
 
 IMAGE_COLUMN = "image"
 KERAS_ARTIFACT = "keras_model"
@@ -176,7 +177,7 @@ def make_example_image() -> bytes:
     return buffer.getvalue()
 
 
-def make_signature(config: ServingConfig):
+def make_serving_signature(config: ServingConfig):
     """Input: column `image` (binary); output: ranked class lists; params: `top_k`, `threshold`."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
@@ -224,20 +225,8 @@ def log_serving_model(keras_model_file: str | Path, classes_file: str | Path, co
                      CONFIG_ARTIFACT: str(config_file)}
         return Model.log(
             artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id, step=step, tags=tags,
-            python_model=ImageClassifier(), artifacts=artifacts, signature=make_signature(config),
+            python_model=ImageClassifier(), artifacts=artifacts, signature=make_serving_signature(config),
             input_example=(pd.DataFrame({IMAGE_COLUMN: [make_example_image()]}), {"top_k": config.top_k}),
             pip_requirements=pip_requirements(),
         )
 
-
-def pip_requirements() -> list[str]:
-    """The installed versions the model needs (stated, because inferring them reloads the model)."""
-    from importlib import metadata
-
-    found = []
-    for name in ("mlflow", "keras", "tensorflow-cpu", "tensorflow", "pillow", "numpy", "pandas"):
-        try:
-            found.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return found

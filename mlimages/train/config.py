@@ -2,15 +2,18 @@
 
 Both tasks share `TrainConfig` (network, duration, optimizer, schedule, input, precision,
 distribution, logging); `PretrainConfig` adds the adaptive loss settings, `FinetuneConfig` the
-label smoothing, stage freezing and the late switch to a larger resolution.
+label smoothing, stage freezing and the late switch to a larger resolution. The config class is
+the one source of the task: `fit` reads it from ``config.task``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from mlimages.config import DEFAULT_PARAMS
 from mlimages.errors import InputError
+from mlimages.tasks import FINETUNE, PRETRAIN
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,20 @@ class TrainConfig:
     val_batch_size: int = 64
     experiment: str = "mlimages"
 
+    task: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        """Exactly one of `steps` and `epochs` is set, and positive."""
+        where = f"{DEFAULT_PARAMS}: {self.task}"
+        if (self.steps is None) == (self.epochs is None):
+            raise InputError("set exactly one of 'steps' and 'epochs'", where)
+        if (self.steps if self.steps is not None else self.epochs) < 1:
+            raise InputError("the training duration must be >= 1", where)
+
+    def size_switch(self) -> tuple[int, int]:
+        """(last epochs trained at a larger size, that size); this task keeps `image_size` throughout."""
+        return 0, self.image_size
+
 
 @dataclass(frozen=True)
 class PretrainConfig(TrainConfig):
@@ -98,6 +115,8 @@ class PretrainConfig(TrainConfig):
         mask_thres: confidence from which a label counts as positive for the counters (tau, 0.7).
         neg_select: probability that an absent class is trained as a negative in a step (q).
     """
+
+    task: ClassVar[str] = PRETRAIN
 
     loss: Literal["adaptive", "sigmoid"] = "adaptive"
     pos_weight: float = 12.0
@@ -116,18 +135,15 @@ class FinetuneConfig(TrainConfig):
         final_size_epochs: how many final epochs train at `final_size` (0: never switch).
     """
 
+    task: ClassVar[str] = FINETUNE
+
     label_smoothing: float = 0.0
     freeze_stages: bool = False
     final_size: int = 299
     final_size_epochs: int = 0
 
-
-def check_duration(cfg: TrainConfig, section: str) -> None:
-    """Exactly one of `steps` and `epochs` must be set and positive."""
-    if (cfg.steps is None) == (cfg.epochs is None):
-        raise InputError("set exactly one of 'steps' and 'epochs'", f"params.yaml: {section}")
-    if (cfg.steps or cfg.epochs) < 1:
-        raise InputError("the training duration must be >= 1", f"params.yaml: {section}")
+    def size_switch(self) -> tuple[int, int]:
+        return self.final_size_epochs, self.final_size
 
 
 def count_total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
@@ -137,7 +153,7 @@ def count_total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 def find_size_switch_step(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> int:
     """First step trained at `final_size` (== total_steps when there is no switch)."""
-    epochs = getattr(cfg, "final_size_epochs", 0)
+    epochs, _ = cfg.size_switch()
     if not epochs:
         return total_steps
     return max(0, total_steps - epochs * steps_per_epoch)

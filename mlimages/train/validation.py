@@ -15,9 +15,10 @@ import tensorflow as tf
 
 from mlimages import metrics as metric_fns
 from mlimages.data.pipeline import InputConfig, make_dataset
+from mlimages.tasks import is_multi_label
 
 
-def validate(model: keras.Model, files: list, cfg, task: str, num_classes: int, size: int) -> dict[str, float]:
+def validate(model: keras.Model, files: list, cfg, num_classes: int, size: int) -> dict[str, float]:
     """Score `model` on the first ``cfg.val_examples`` validation records, centre crops at `size`.
 
     Returns:
@@ -32,7 +33,7 @@ def validate(model: keras.Model, files: list, cfg, task: str, num_classes: int, 
         scores.append(np.asarray(predict(images), np.float32))  # (batch, classes)
         targets.append(batch_targets.numpy())
     scores, targets = np.concatenate(scores), np.concatenate(targets)
-    if task == "pretrain":
+    if is_multi_label(cfg.task):
         probabilities = np.exp(-np.logaddexp(0.0, -scores))  # sigmoid without overflow
         value = metric_fns.mean_average_precision(targets >= 0.5, probabilities)
         return {"val_map": 0.0 if math.isnan(value) else value}

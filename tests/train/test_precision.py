@@ -20,7 +20,7 @@ from .fakes import TINY
 )
 def test_precision_and_xla_train_finite_steps(tiny_records, tracking_uri, tmp_path, precision, xla, compute_dtype):
     cfg = PretrainConfig(**TINY, steps=4, precision=precision, xla=xla)
-    result = fit("pretrain", cfg, tiny_records["ml_train"], tiny_records["ml_val"], tmp_path / "out")
+    result = fit(cfg, tiny_records["ml_train"], tiny_records["ml_val"], tmp_path / "out")
     assert result.step == 4
     conv = next(layer for layer in result.model.layers[1].layers if isinstance(layer, keras.layers.Conv2D))
     assert conv.compute_dtype == compute_dtype and conv.variable_dtype == "float32"
