@@ -68,6 +68,7 @@ def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) 
     from PIL import Image
 
     from mlimages.data.preprocess import resize_and_center_crop, scale_pixels
+    from mlimages.config import load_params
     from mlimages.evaluate import EvaluateConfig, evaluate_records
     from mlimages.records.schema import encode_example
     from mlimages.records.writer import ShardWriter
@@ -76,7 +77,7 @@ def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) 
         for i, photo in enumerate(photos):
             writer.write(encode_example(photo, 256, 340, [i % 1000]))
         writer.commit()
-    cfg = EvaluateConfig(sizes=(224,), batch_size=batch)
+    cfg = load_params("evaluate", EvaluateConfig, "params-paper.yaml", {"sizes": [224], "batch_size": batch})
     inputs = np.random.default_rng(0).uniform(-1, 1, (batch, 224, 224, 3)).astype(np.float32)
 
     def ours():

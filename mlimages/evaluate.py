@@ -44,41 +44,41 @@ class EvaluateConfig:
         precision_at: the k of each precision@k (multi-label).
     """
 
-    sizes: tuple[int, ...] = (224, 299)
-    crop_fraction: float = 0.875
-    ten_crop: bool = False
-    batch_size: int = 32
-    max_images: int = 0
-    threshold: float = 0.5
-    precision_at: tuple[int, ...] = (1, 3, 5)
+    sizes: tuple[int, ...]
+    crop_fraction: float
+    ten_crop: bool
+    batch_size: int
+    max_images: int
+    threshold: float
+    precision_at: tuple[int, ...]
 
 
-def describe_protocol(cfg: EvaluateConfig, size: int | None = None) -> str:
+def describe_protocol(config: EvaluateConfig, size: int | None = None) -> str:
     """One line naming everything that changes the numbers."""
-    sizes = [size] if size else list(cfg.sizes)
-    resize = ", ".join(f"{s}: shorter side {round(s / cfg.crop_fraction)}" for s in sizes)
-    crops = "10-crop (4 corners + centre, mirrored; mean softmax)" if cfg.ten_crop else "single centre crop"
-    limit = f", first {cfg.max_images} images" if cfg.max_images else ""
-    return f"crop_fraction {cfg.crop_fraction} ({resize}, antialiased bilinear), {crops}{limit}"
+    sizes = [size] if size else list(config.sizes)
+    resize = ", ".join(f"{s}: shorter side {round(s / config.crop_fraction)}" for s in sizes)
+    crops = "10-crop (4 corners + centre, mirrored; mean softmax)" if config.ten_crop else "single centre crop"
+    limit = f", first {config.max_images} images" if config.max_images else ""
+    return f"crop_fraction {config.crop_fraction} ({resize}, antialiased bilinear), {crops}{limit}"
 
 
-def make_eval_dataset(files: list[str], size: int, cfg: EvaluateConfig, num_classes: int) -> tf.data.Dataset:
+def make_eval_dataset(files: list[str], size: int, config: EvaluateConfig, num_classes: int) -> tf.data.Dataset:
     """Batches of (images, dense targets) in file order; images (b, size, size, 3) or (b, 10, ...)."""
 
     def prepare(record):
         example = parse_example(record)
         image = decode_rgb(example["image"])
-        if cfg.ten_crop:
-            pixels = ten_crops(image, size, cfg.crop_fraction)
+        if config.ten_crop:
+            pixels = ten_crops(image, size, config.crop_fraction)
         else:
-            pixels = scale_pixels(resize_and_center_crop(image, size, cfg.crop_fraction))
+            pixels = scale_pixels(resize_and_center_crop(image, size, config.crop_fraction))
         return pixels, example["labels"], example["confidences"]
 
     dataset = tf.data.TFRecordDataset(files)
-    if cfg.max_images:
-        dataset = dataset.take(cfg.max_images)
+    if config.max_images:
+        dataset = dataset.take(config.max_images)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.padded_batch(cfg.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0))
+    dataset = dataset.padded_batch(config.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0))
     dataset = dataset.map(lambda images, labels, conf: (images, dense_targets(labels, conf, num_classes)))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -96,13 +96,13 @@ def predict_probabilities(model, dataset: tf.data.Dataset, multi_label: bool, to
     return np.concatenate(targets), np.concatenate(outputs)
 
 
-def evaluate_records(model, folder: str | Path, cfg: EvaluateConfig, trainable=None) -> tuple[dict, str, int]:
+def evaluate_records(model, folder: str | Path, config: EvaluateConfig, trainable=None) -> tuple[dict, str, int]:
     """Evaluate `model` (images -> logits) on a record folder.
 
     Args:
         model: Keras classifier.
         folder: a split folder with index.json (``label_kind`` decides the metrics).
-        cfg: the evaluation settings.
+        config: the evaluation settings.
         trainable: class indices of the trainable classes (multi-label); None skips that variant.
 
     Returns:
@@ -113,29 +113,30 @@ def evaluate_records(model, folder: str | Path, cfg: EvaluateConfig, trainable=N
     num_classes = int(index["num_classes"])
     files = list_record_files(folder, num_classes)
     multi = index.get("label_kind") == "multi"
-    count = min(index["count"], cfg.max_images) if cfg.max_images else index["count"]
-    batches = -(-count // cfg.batch_size)
+    count = min(index["count"], config.max_images) if config.max_images else index["count"]
+    batches = -(-count // config.batch_size)
     results: dict[str, float] = {}
-    for size in cfg.sizes[:1] if multi else cfg.sizes:
-        targets, probs = predict_probabilities(model, make_eval_dataset(files, size, cfg, num_classes), multi, batches)
+    for size in config.sizes[:1] if multi else config.sizes:
+        dataset = make_eval_dataset(files, size, config, num_classes)
+        targets, probs = predict_probabilities(model, dataset, multi, batches)
         if multi:
-            results.update(multi_label_results(targets, probs, cfg, trainable))
+            results.update(multi_label_results(targets, probs, config, trainable))
         else:
             labels = targets.argmax(axis=1)
             for k in (1, 5):
                 results[f"top{k}_{size}"] = metrics.top_k_accuracy(labels, probs, min(k, num_classes))
         _log.info("evaluated %d images at %d px", len(targets), size)
     where = f"{Path(folder).resolve().parent.name}/{Path(folder).name}"
-    protocol = describe_protocol(cfg, cfg.sizes[0] if multi else None) + f"; {count} images of {where}"
+    protocol = describe_protocol(config, config.sizes[0] if multi else None) + f"; {count} images of {where}"
     return results, protocol, count
 
 
-def multi_label_results(targets, probs, cfg: EvaluateConfig, trainable=None) -> dict[str, float]:
+def multi_label_results(targets, probs, config: EvaluateConfig, trainable=None) -> dict[str, float]:
     """Multi-label metrics over all classes (``*_all``) and the trainable ones (``*_trainable``)."""
     results = {}
     variants = {"all": None} if trainable is None else {"all": None, "trainable": np.asarray(trainable)}
     for variant, classes in variants.items():
-        values = metrics.multi_label_metrics(targets, probs, classes, cfg.threshold, tuple(cfg.precision_at))
+        values = metrics.multi_label_metrics(targets, probs, classes, config.threshold, tuple(config.precision_at))
         results.update({f"{key}_{variant}": value for key, value in values.items()})
     return results
 

@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file; reads its `pretrain` section")
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_params("pretrain", PretrainConfig, args.params, parse_overrides(extra))
+    config = load_params("pretrain", PretrainConfig, args.params, parse_overrides(extra))
     configure_tracking()
     try:
-        fit(cfg, args.train, args.val, args.out)
+        fit(config, args.train, args.val, args.out)
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 3

@@ -1,24 +1,24 @@
-"""Evaluation: metrics against an independent computation, 10-crop geometry, the full entry point."""
+"""The evaluation protocol: metrics against an independent computation, 10-crop geometry, max_images."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import mlflow
 import numpy as np
 import pytest
 import tensorflow as tf
 from sklearn.metrics import top_k_accuracy_score
 
 from mlimages.data.preprocess import eval_crop, resize_and_center_crop, scale_pixels, ten_crops
+from mlimages.config import load_params
 from mlimages.evaluate import EvaluateConfig, evaluate_records
 from mlimages.records.index import list_shards
 from mlimages.records.reader import iter_records
 
-from tests.pipelines import load_pipeline
-from tests.tracking_fixtures import build_tiny_classifier, read_json
+from tests.pipelines import REPO
+from tests.tracking_fixtures import build_tiny_classifier
 
-CFG = EvaluateConfig(sizes=(32, 48), batch_size=5)
+CFG = load_params("evaluate", EvaluateConfig, REPO / "params.yaml", {"sizes": [32, 48], "batch_size": 5})
 
 
 def test_single_label_top_k_matches_an_independent_computation(single_records):
@@ -64,39 +64,3 @@ def test_multi_label_metrics_all_and_trainable(multi_records):
     assert results["classes_with_positives_trainable"] == 2
     assert {"map_all", "cf1_all", "of1_all", "precision_at_1_all", "map_trainable"} <= set(results)
     assert not any(key.startswith("top1") for key in results)
-
-
-def test_entry_point_registers_evaluates_and_moves_champion(tracking_store, finetune_run, single_records, tmp_path):
-    main = load_pipeline("evaluate").main
-    params = tmp_path / "params.yaml"
-    params.write_text("evaluate:\n  sizes: [32, 48]\n  batch_size: 6\nregistry:\n  finetuned_metric: top1_32\n"
-                      "stats:\n  trainable_min_images: 1\n")
-    out = tmp_path / "eval.json"
-    args = ["--model-uri", f"runs:/{finetune_run}", "--records", str(single_records), "--out", str(out),
-            "--params", str(params)]
-    assert main(args) == 0
-    results = read_json(out)["results"]
-    assert [r["step"] for r in results] == [10, 20] and {r["name"] for r in results} == {"mlimages-resnet50-imagenet"}
-    client = mlflow.MlflowClient()
-    name = results[0]["name"]
-    versions = {str(v.version): v for v in client.search_model_versions(f"name = '{name}'")}
-    assert len(versions) == 2
-    best = max(results, key=lambda r: r["metrics"]["top1_32"])
-    champion = client.get_model_version_by_alias(name, "champion")
-    assert champion.tags["eval.top1_32"] == f"{best['metrics']['top1_32']:.6g}"
-    assert str(client.get_model_version_by_alias(name, "candidate").version) == "2"
-    for version in versions.values():
-        assert version.run_id == finetune_run
-        assert version.tags["git_commit"] == "abc123" and "data.build_imagenet.data/tfrecords/imagenet" in version.tags
-        assert "eval.top5_48" in version.tags and "eval.protocol" in version.tags
-        card = version.description
-        assert "CC BY 4.0" in card and "BSD-3-Clause" in card and "top1_48" in card and "Intended use" in card
-        model = mlflow.get_logged_model(version.tags["mlimages.serving_model"])
-        assert {m.key for m in model.metrics} >= {"eval_top1_32", "eval_top5_48", "loss"}
-        assert model.params.get("depth") == "50"
-    # Evaluating again registers nothing new; one version can be re-evaluated through its alias.
-    assert main(args) == 0
-    assert len(client.search_model_versions(f"name = '{name}'")) == 2
-    assert main(["--model-uri", f"models:/{name}@candidate"] + args[2:]) == 0
-    (again,) = read_json(out)["results"]
-    assert again["version"] == 2 and again["metrics"] == results[1]["metrics"]

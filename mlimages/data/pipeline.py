@@ -50,55 +50,55 @@ class InputConfig:
     deterministic: bool = False
 
 
-def make_dataset(files, cfg: InputConfig, training: bool) -> tf.data.Dataset:
+def make_dataset(files, config: InputConfig, training: bool) -> tf.data.Dataset:
     """Batches of ``(images, targets)``: images (batch, size, size, 3) in [-1, 1], targets (batch, C).
 
     Args:
         files: a record folder (checked with `mlimages.records.index.list_record_files`) or shard paths.
-        cfg: the `InputConfig`.
+        config: the `InputConfig`.
         training: repeat forever, shuffle, random crops and flips, drop the last partial batch;
             otherwise one pass in file order with centre crops.
     """
     if isinstance(files, (str, Path)):
-        files = list_record_files(files, cfg.num_classes)
+        files = list_record_files(files, config.num_classes)
     if not files:
         raise InputError("no record files given")
     options = tf.data.Options()
-    options.deterministic = cfg.deterministic or not training
+    options.deterministic = config.deterministic or not training
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
     if training:
-        dataset = dataset.shuffle(len(files), seed=cfg.seed).repeat()
+        dataset = dataset.shuffle(len(files), seed=config.seed).repeat()
     dataset = dataset.interleave(
         tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
         deterministic=options.deterministic,
     )
     if training:
-        dataset = dataset.shuffle(cfg.shuffle_buffer, seed=cfg.seed)
-        seeds = tf.data.Dataset.random(seed=cfg.seed).batch(2)
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed)
+        seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda record, seed: _train_example(record, seed, cfg), num_parallel_calls=AUTOTUNE
+            lambda record, seed: _train_example(record, seed, config), num_parallel_calls=AUTOTUNE
         )
     else:
-        dataset = dataset.map(lambda record: _eval_example(record, cfg), num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(lambda record: _eval_example(record, config), num_parallel_calls=AUTOTUNE)
     dataset = dataset.padded_batch(
-        cfg.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0), drop_remainder=training,
+        config.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0), drop_remainder=training,
     )
-    dataset = dataset.map(lambda images, labels, conf: (images, dense_targets(labels, conf, cfg.num_classes)))
+    dataset = dataset.map(lambda images, labels, conf: (images, dense_targets(labels, conf, config.num_classes)))
     return dataset.prefetch(AUTOTUNE).with_options(options)
 
 
-def _train_example(record, seed, cfg: InputConfig):
+def _train_example(record, seed, config: InputConfig):
     example = parse_example(record)
     image = preprocess.train_crop(
-        example["image"], seed, cfg.image_size, cfg.area_range, cfg.aspect_range, cfg.flip
+        example["image"], seed, config.image_size, config.area_range, config.aspect_range, config.flip
     )
     return image, example["labels"], example["confidences"]
 
 
-def _eval_example(record, cfg: InputConfig):
+def _eval_example(record, config: InputConfig):
     example = parse_example(record)
-    image = preprocess.eval_crop(example["image"], cfg.image_size, cfg.crop_fraction)
+    image = preprocess.eval_crop(example["image"], config.image_size, config.crop_fraction)
     return image, example["labels"], example["confidences"]
 
 

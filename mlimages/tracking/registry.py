@@ -50,15 +50,15 @@ class RegistryConfig:
         max_image_pixels: larger uploads are refused with HTTP 400 before decoding.
     """
 
-    pretrained_name: str = "mlimages-resnet{depth}-ml"
-    finetuned_name: str = "mlimages-resnet{depth}-imagenet"
-    pretrained_metric: str = "map_all"
-    finetuned_metric: str = "top1_224"
-    serving_size: int = 224
-    stored_shorter_side: int = 256
-    top_k: int = 5
-    tag_threshold: float = 0.5
-    max_image_pixels: int = 40_000_000
+    pretrained_name: str
+    finetuned_name: str
+    pretrained_metric: str
+    finetuned_metric: str
+    serving_size: int
+    stored_shorter_side: int
+    top_k: int
+    tag_threshold: float
+    max_image_pixels: int
 
     def model_name(self, task: str, depth: int) -> str:
         """The registered model for a ``"pretrain"`` or ``"finetune"`` checkpoint of `depth`."""

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from mlimages.data.pipeline import InputConfig, make_dataset
 from mlimages.errors import InputError
-from mlimages.records.index import find_classes_file, hash_file, list_record_files, read_index
+from mlimages.records.index import INDEX_FILE, find_classes_file, hash_file, list_record_files, read_index
 from mlimages.tasks import LABEL_KIND
 from mlimages.tracking.checkpoints import ModelSpec, log_checkpoint, logged_checkpoint_steps
 from mlimages.tracking.names import DIVERGED_TAG, EPOCH_TAG, INIT_MODEL_TAG, TASK_TAG, TOTAL_STEPS_TAG
@@ -66,7 +66,7 @@ class FitResult:
 class Plan:
     """What a run is, fixed before its first step."""
 
-    cfg: TrainConfig
+    config: TrainConfig
     strategy: tf.distribute.Strategy
     chief: bool
     num_classes: int
@@ -87,12 +87,12 @@ class Tracking:
     spec: ModelSpec | None = None
 
 
-def fit(cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir: str | Path,
+def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir: str | Path,
         init_model: str | None = None) -> FitResult:
     """Train (or resume training) and log everything to MLflow.
 
     Args:
-        cfg: `PretrainConfig` or `FinetuneConfig`; its class is the task.
+        config: `PretrainConfig` or `FinetuneConfig`; its class is the task.
         train_dir, val_dir: record folders (index.json + shards).
         out_dir: checkpoints, ``model.keras`` and ``summary.json`` go here; the same folder and
             params resume the same run.
@@ -101,12 +101,12 @@ def fit(cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir: s
     Returns:
         The `FitResult`; raises `TrainingDiverged` on a NaN loss, `InputError` on bad input.
     """
-    strategy = make_strategy(cfg.strategy)  # first: multi-worker setup must precede other TF ops
+    strategy = make_strategy(config.strategy)  # first: multi-worker setup must precede other TF ops
     init_model = None if init_model in (None, "", SCRATCH) else init_model
     out_dir = Path(out_dir)
-    plan = make_plan(cfg, strategy, train_dir, val_dir)
+    plan = make_plan(config, strategy, train_dir, val_dir)
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(cfg.precision)
+    keras.config.set_dtype_policy(config.precision)
     try:
         state, manager, source = _restore_state(plan, out_dir, init_model)
         if not plan.chief:
@@ -117,18 +117,19 @@ def fit(cfg: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir: s
         keras.config.set_dtype_policy(previous_policy)
 
 
-def make_plan(cfg: TrainConfig, strategy, train_dir, val_dir) -> Plan:
+def make_plan(config: TrainConfig, strategy, train_dir, val_dir) -> Plan:
     """Check the record folders against the task and work out the run's length."""
     index = read_index(train_dir)
-    if index.get("label_kind") != LABEL_KIND[cfg.task]:
-        raise InputError(f"{cfg.task} needs {LABEL_KIND[cfg.task]}-label records, found {index.get('label_kind')!r}",
-                         str(Path(train_dir) / "index.json"))
+    kind = LABEL_KIND[config.task]
+    if index.get("label_kind") != kind:
+        raise InputError(f"{config.task} needs {kind}-label records, found {index.get('label_kind')!r}",
+                         str(Path(train_dir) / INDEX_FILE))
     num_classes = int(index["num_classes"])
     val_files = list_record_files(val_dir, num_classes)
-    steps_per_epoch = max(1, int(index["count"]) // cfg.batch_size)
-    total = count_total_steps(cfg, steps_per_epoch)
-    return Plan(cfg, strategy, is_chief(strategy), num_classes, steps_per_epoch, total,
-                find_size_switch_step(cfg, steps_per_epoch, total), val_files)
+    steps_per_epoch = max(1, int(index["count"]) // config.batch_size)
+    total = count_total_steps(config, steps_per_epoch)
+    return Plan(config, strategy, is_chief(strategy), num_classes, steps_per_epoch, total,
+                find_size_switch_step(config, steps_per_epoch, total), val_files)
 
 
 def _restore_state(plan: Plan, out_dir: Path, init_model: str | None):
@@ -136,11 +137,11 @@ def _restore_state(plan: Plan, out_dir: Path, init_model: str | None):
     with plan.strategy.scope():
         latest = tf.train.latest_checkpoint(str(out_dir / "checkpoints"))
         source = None if latest or init_model is None else pin_source(init_model)
-        state = build_train_state(plan.cfg, plan.num_classes, plan.total_steps, source)
+        state = build_train_state(plan.config, plan.num_classes, plan.total_steps, source)
     checkpoint = state.make_checkpoint()
     # Every worker saves (saving may need collectives); only the chief's folder is the real one.
     folder = out_dir / "checkpoints" if plan.chief else out_dir / "worker-checkpoints" / worker_id(plan.strategy)
-    manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=plan.cfg.keep_checkpoints,
+    manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=plan.config.keep_checkpoints,
                                          step_counter=state.step, checkpoint_name="ckpt")
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
@@ -153,13 +154,13 @@ def _restore_state(plan: Plan, out_dir: Path, init_model: str | None):
 @contextlib.contextmanager
 def _tracked_run(plan: Plan, train_dir, val_dir, out_dir: Path, init_model, source) -> Iterator[Tracking]:
     """Start or resume the run's MLflow run and log what is known before the first step."""
-    cfg = plan.cfg
-    params = {"task": cfg.task, **dataclasses.asdict(cfg), "train_dir": str(train_dir), "val_dir": str(val_dir),
+    config = plan.config
+    params = {"task": config.task, **dataclasses.asdict(config), "train_dir": str(train_dir), "val_dir": str(val_dir),
               "init_model": init_model or SCRATCH}
-    tags = {TASK_TAG: cfg.task, **lineage_tags()}
+    tags = {TASK_TAG: config.task, **lineage_tags()}
     if source:  # set when the run starts; a resumed run keeps the version it started from
         tags[INIT_MODEL_TAG] = source
-    with start_or_resume_run(cfg.experiment, make_run_key(params, out_dir), f"{cfg.task}-{out_dir.name}",
+    with start_or_resume_run(config.experiment, make_run_key(params, out_dir), f"{config.task}-{out_dir.name}",
                              tags) as active:
         yield _start_logging(plan, params, train_dir, val_dir, active.info.run_id)
 
@@ -167,26 +168,26 @@ def _tracked_run(plan: Plan, train_dir, val_dir, out_dir: Path, init_model, sour
 def _start_logging(plan: Plan, params: dict, train_dir, val_dir, run_id: str) -> Tracking:
     import mlflow
 
-    cfg = plan.cfg
+    config = plan.config
     log_flat_params(params)
     log_dataset_input(train_dir, "training")
     log_dataset_input(val_dir, "validation")
     mlflow.set_tag(TOTAL_STEPS_TAG, str(plan.total_steps))
     classes = find_classes_file(train_dir)
-    spec = ModelSpec(cfg.depth, cfg.width_multiplier, cfg.image_size, cfg.crop_fraction,
+    spec = ModelSpec(config.depth, config.width_multiplier, config.image_size, config.crop_fraction,
                      hash_file(classes) if classes else "")
     return Tracking(run_id, last_logged_step(run_id), frozenset(logged_checkpoint_steps(run_id)),
                     log_classes_file(classes) if classes else None, spec)
 
 
 def _input_config(plan: Plan, step: int) -> InputConfig:
-    cfg = plan.cfg
-    size = cfg.size_switch()[1] if step >= plan.switch_step else cfg.image_size
+    config = plan.config
+    size = config.size_switch()[1] if step >= plan.switch_step else config.image_size
     return InputConfig(
-        image_size=size, batch_size=cfg.batch_size, num_classes=plan.num_classes, area_range=cfg.area_range,
-        aspect_range=cfg.aspect_range, flip=cfg.flip, crop_fraction=cfg.crop_fraction,
-        shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed + step,  # a resumed run draws a fresh, seeded order
-        deterministic=cfg.strategy == "multi_worker",
+        image_size=size, batch_size=config.batch_size, num_classes=plan.num_classes, area_range=config.area_range,
+        aspect_range=config.aspect_range, flip=config.flip, crop_fraction=config.crop_fraction,
+        shuffle_buffer=config.shuffle_buffer, seed=config.seed + step,  # a resumed run draws a fresh, seeded order
+        deterministic=config.strategy == "multi_worker",
     )
 
 
@@ -198,7 +199,7 @@ def _make_iterator(plan: Plan, train_dir, step: int):
 
 def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: Path) -> FitResult:
     step = int(state.step.numpy())
-    train_step = make_train_step(state, plan.cfg, plan.strategy)
+    train_step = make_train_step(state, plan.config, plan.strategy)
     iterator = _make_iterator(plan, train_dir, step) if step < plan.total_steps else None
     metrics, last_log = {}, (step, time.perf_counter())
     while step < plan.total_steps:
@@ -210,7 +211,7 @@ def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: P
         if not math.isfinite(loss):
             _stop_diverged(plan, step, loss, manager)
         checkpoint_step = _is_checkpoint_step(plan, step)
-        if step % plan.cfg.log_every_steps == 0 or checkpoint_step:
+        if step % plan.config.log_every_steps == 0 or checkpoint_step:
             last_log = _log_progress(plan, tracking, state, step, loss, last_log)
         if checkpoint_step:
             state.step.assign(step)
@@ -219,7 +220,7 @@ def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: P
 
 
 def _is_checkpoint_step(plan: Plan, step: int) -> bool:
-    every_steps, every_epochs = plan.cfg.checkpoint_every_steps, plan.cfg.checkpoint_every_epochs
+    every_steps, every_epochs = plan.config.checkpoint_every_steps, plan.config.checkpoint_every_epochs
     epoch_end = bool(every_epochs) and step % (every_epochs * plan.steps_per_epoch) == 0
     return epoch_end or step == plan.total_steps or bool(every_steps and step % every_steps == 0)
 
@@ -228,7 +229,7 @@ def _log_progress(plan: Plan, tracking: Tracking, state, step: int, loss: float,
     import mlflow
 
     now = time.perf_counter()
-    images_per_s = (step - last_log[0]) * plan.cfg.batch_size / max(now - last_log[1], 1e-9)
+    images_per_s = (step - last_log[0]) * plan.config.batch_size / max(now - last_log[1], 1e-9)
     learning_rate = float(keras.ops.convert_to_numpy(state.optimizer.learning_rate))
     _log.info("step %d/%d loss %.4f lr %.5f %.1f images/s", step, plan.total_steps, loss, learning_rate, images_per_s)
     if plan.chief and step > tracking.log_floor:
@@ -243,14 +244,15 @@ def _validate_and_save(plan: Plan, tracking: Tracking, state, manager, step: int
     metrics = {"loss": loss}
     if plan.chief:
         size = _input_config(plan, step - 1).image_size
-        validation = validate(state.model, plan.val_files, plan.cfg, plan.num_classes, size)
+        validation = validate(state.model, plan.val_files, plan.config, plan.num_classes, size)
         _log.info("step %d validation %s", step, {k: round(v, 4) for k, v in validation.items()})
         metrics.update(validation)
     manager.save(checkpoint_number=step)
     if plan.chief and step not in tracking.logged_steps:
         # the loss of this step is logged already; log_model links every metric of the step
-        log_checkpoint(state.model, step, plan.cfg.task, tracking.spec, validation if step > tracking.log_floor else {},
-                       tracking.classes_file, {EPOCH_TAG: f"{step / plan.steps_per_epoch:.2f}"})
+        linked = validation if step > tracking.log_floor else {}
+        log_checkpoint(state.model, step, plan.config.task, tracking.spec, linked, tracking.classes_file,
+                       {EPOCH_TAG: f"{step / plan.steps_per_epoch:.2f}"})
     return metrics
 
 
@@ -272,7 +274,7 @@ def _finish(plan: Plan, tracking: Tracking, state, out_dir: Path, step: int, met
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         state.model.save(model_path)
-        summary = {"task": plan.cfg.task, "run_id": tracking.run_id, "step": step, "metrics": metrics}
+        summary = {"task": plan.config.task, "run_id": tracking.run_id, "step": step, "metrics": metrics}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return FitResult(tracking.run_id, step, metrics, str(model_path), state.model)
 

@@ -87,7 +87,8 @@ def test_registry_list_prints_versions_side_by_side(tracking_store, keras_file, 
     from mlimages.cli import main
 
     name = "mlimages-resnet18-imagenet"
-    version = registry.register_keras_model(keras_file, name, config=REGISTRY, classes_file=single_records.parent / "classes.tsv")
+    version = registry.register_keras_model(keras_file, name, config=REGISTRY,
+                                            classes_file=single_records.parent / "classes.tsv")
     record_evaluation(name, version.version, {"top1_224": 0.7812, "top5_224": 0.9451, "top1_299": 0.8073},
                                "p", "top1_224")
     assert main(["registry", "list", "--params", str(PARAMS)]) == 0
