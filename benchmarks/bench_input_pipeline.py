@@ -85,10 +85,12 @@ def measure(source: tf.data.Dataset, fn, count: int) -> tuple[float, float]:
 
 def measure_train_step(batch: int, steps: int) -> float:
     """Images/s of a ResNet-101 training step at 224 px (what the model consumes here)."""
+    from mlimages.config import load_params
     from mlimages.train.config import PretrainConfig
     from mlimages.train.state import build_train_state, make_train_step
 
-    cfg = PretrainConfig(steps=steps, batch_size=batch)
+    overrides = {"steps": steps, "batch_size": batch, "precision": "float32"}
+    cfg = load_params("pretrain", PretrainConfig, "params-paper.yaml", overrides)
     state = build_train_state(cfg, 1000, steps)
     step = make_train_step(state, cfg, tf.distribute.get_strategy())
     images = tf.random.uniform((batch, SIZE, SIZE, 3), -1, 1)

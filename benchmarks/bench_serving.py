@@ -68,6 +68,7 @@ def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) 
     from PIL import Image
 
     from mlimages.data.preprocess import resize_and_center_crop, scale_pixels
+    from mlimages.config import load_params
     from mlimages.evaluate import EvaluateConfig, evaluate_records
     from mlimages.records.schema import encode_example
     from mlimages.records.writer import ShardWriter
@@ -76,7 +77,7 @@ def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) 
         for i, photo in enumerate(photos):
             writer.write(encode_example(photo, 256, 340, [i % 1000]))
         writer.commit()
-    cfg = EvaluateConfig(sizes=(224,), batch_size=batch)
+    cfg = load_params("evaluate", EvaluateConfig, "params-paper.yaml", {"sizes": [224], "batch_size": batch})
     inputs = np.random.default_rng(0).uniform(-1, 1, (batch, 224, 224, 3)).astype(np.float32)
 
     def ours():
@@ -111,15 +112,17 @@ def bench_evaluation(model, photos: list[bytes], folder: Path, batch: int = 16) 
 def register(model, folder: Path, quick: bool) -> str:
     import mlflow
 
+    from mlimages.config import load_params
     from mlimages.tracking import registry
 
+    config = load_params("registry", registry.RegistryConfig)  # the repository's, before leaving it
     os.chdir(folder)  # the store's default artifact root (./mlruns) goes to the temporary folder too
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     path = folder / "model.keras"
     model.save(path)
     name = "bench-resnet-imagenet"
-    version = registry.register_keras_model(path, name)
+    version = registry.register_keras_model(path, name, config=config)
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version.version)
     return f"models:/{name}@champion"
 

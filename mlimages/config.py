@@ -85,7 +85,14 @@ def build_config(cls: type[T], values: Mapping[str, Any], where: str) -> T:
             kwargs[name] = _coerce(values[name], hints[name], f"{where}.{name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise InputError("missing required key", f"{where}.{name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except InputError as error:  # a section's own check names "params.yaml: section.key": name the file read
+        path = where.split(": ", 1)[0]
+        place = error.where or where
+        if place.startswith(f"{DEFAULT_PARAMS}: ") and path != DEFAULT_PARAMS:
+            place = f"{path}: {place[len(DEFAULT_PARAMS) + 2:]}"
+        raise InputError(error.message, place) from None
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

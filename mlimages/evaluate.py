@@ -6,6 +6,9 @@ is resized to ``round(size / crop_fraction)`` (antialiased bilinear; 256 -> 224,
 centre plus their mirror images, averaging the ten softmax outputs. Multi-label records: mAP,
 CP/CR/CF1, OP/OR/OF1 and precision@k (`mlimages.metrics`) over all classes and over the trainable
 classes, at the first size. The protocol is returned as one line of text, stored beside every number.
+
+This module is the protocol only: a config, records and a model in, a metrics dict out. Recording
+the results in MLflow and the registry is `mlimages.tracking.evaluation`.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from mlimages import metrics
-from mlimages.data.pipeline import dense_targets, list_record_files, read_index
-from mlimages.data.preprocess import decode_rgb, resize_and_center_crop, scale_pixels
+from mlimages.data.pipeline import dense_targets
+from mlimages.records.index import list_record_files, read_index
+from mlimages.data.preprocess import decode_rgb, resize_and_center_crop, scale_pixels, ten_crops
 from mlimages.records.schema import parse_example
 
 _log = logging.getLogger(__name__)
@@ -40,54 +44,41 @@ class EvaluateConfig:
         precision_at: the k of each precision@k (multi-label).
     """
 
-    sizes: tuple[int, ...] = (224, 299)
-    crop_fraction: float = 0.875
-    ten_crop: bool = False
-    batch_size: int = 32
-    max_images: int = 0
-    threshold: float = 0.5
-    precision_at: tuple[int, ...] = (1, 3, 5)
+    sizes: tuple[int, ...]
+    crop_fraction: float
+    ten_crop: bool
+    batch_size: int
+    max_images: int
+    threshold: float
+    precision_at: tuple[int, ...]
 
 
-def describe_protocol(cfg: EvaluateConfig, size: int | None = None) -> str:
+def describe_protocol(config: EvaluateConfig, size: int | None = None) -> str:
     """One line naming everything that changes the numbers."""
-    sizes = [size] if size else list(cfg.sizes)
-    resize = ", ".join(f"{s}: shorter side {round(s / cfg.crop_fraction)}" for s in sizes)
-    crops = "10-crop (4 corners + centre, mirrored; mean softmax)" if cfg.ten_crop else "single centre crop"
-    limit = f", first {cfg.max_images} images" if cfg.max_images else ""
-    return f"crop_fraction {cfg.crop_fraction} ({resize}, antialiased bilinear), {crops}{limit}"
+    sizes = [size] if size else list(config.sizes)
+    resize = ", ".join(f"{s}: shorter side {round(s / config.crop_fraction)}" for s in sizes)
+    crops = "10-crop (4 corners + centre, mirrored; mean softmax)" if config.ten_crop else "single centre crop"
+    limit = f", first {config.max_images} images" if config.max_images else ""
+    return f"crop_fraction {config.crop_fraction} ({resize}, antialiased bilinear), {crops}{limit}"
 
 
-def ten_crops(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Tensor:
-    """(h, w, 3) uint8 -> (10, size, size, 3) float32: corners, centre, then their mirrors, scaled."""
-    shorter = round(size / crop_fraction)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    new_shape = tf.maximum(tf.cast(tf.round(shape * shorter / tf.reduce_min(shape)), tf.int32), size)
-    resized = tf.image.resize(image, new_shape, method="bilinear", antialias=True)
-    height, width = new_shape[0], new_shape[1]
-    offsets = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size),
-               ((height - size) // 2, (width - size) // 2)]
-    crops = tf.stack([tf.image.crop_to_bounding_box(resized, y, x, size, size) for y, x in offsets])  # (5, size, size, 3)
-    return scale_pixels(tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0))  # (10, size, size, 3)
-
-
-def make_eval_dataset(files: list[str], size: int, cfg: EvaluateConfig, num_classes: int) -> tf.data.Dataset:
+def make_eval_dataset(files: list[str], size: int, config: EvaluateConfig, num_classes: int) -> tf.data.Dataset:
     """Batches of (images, dense targets) in file order; images (b, size, size, 3) or (b, 10, ...)."""
 
     def prepare(record):
         example = parse_example(record)
         image = decode_rgb(example["image"])
-        if cfg.ten_crop:
-            pixels = ten_crops(image, size, cfg.crop_fraction)
+        if config.ten_crop:
+            pixels = ten_crops(image, size, config.crop_fraction)
         else:
-            pixels = scale_pixels(resize_and_center_crop(image, size, cfg.crop_fraction))
+            pixels = scale_pixels(resize_and_center_crop(image, size, config.crop_fraction))
         return pixels, example["labels"], example["confidences"]
 
     dataset = tf.data.TFRecordDataset(files)
-    if cfg.max_images:
-        dataset = dataset.take(cfg.max_images)
+    if config.max_images:
+        dataset = dataset.take(config.max_images)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.padded_batch(cfg.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0))
+    dataset = dataset.padded_batch(config.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0))
     dataset = dataset.map(lambda images, labels, conf: (images, dense_targets(labels, conf, num_classes)))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -105,13 +96,13 @@ def predict_probabilities(model, dataset: tf.data.Dataset, multi_label: bool, to
     return np.concatenate(targets), np.concatenate(outputs)
 
 
-def evaluate_records(model, folder: str | Path, cfg: EvaluateConfig, trainable=None) -> tuple[dict, str, int]:
+def evaluate_records(model, folder: str | Path, config: EvaluateConfig, trainable=None) -> tuple[dict, str, int]:
     """Evaluate `model` (images -> logits) on a record folder.
 
     Args:
         model: Keras classifier.
         folder: a split folder with index.json (``label_kind`` decides the metrics).
-        cfg: the evaluation settings.
+        config: the evaluation settings.
         trainable: class indices of the trainable classes (multi-label); None skips that variant.
 
     Returns:
@@ -122,29 +113,30 @@ def evaluate_records(model, folder: str | Path, cfg: EvaluateConfig, trainable=N
     num_classes = int(index["num_classes"])
     files = list_record_files(folder, num_classes)
     multi = index.get("label_kind") == "multi"
-    count = min(index["count"], cfg.max_images) if cfg.max_images else index["count"]
-    batches = -(-count // cfg.batch_size)
+    count = min(index["count"], config.max_images) if config.max_images else index["count"]
+    batches = -(-count // config.batch_size)
     results: dict[str, float] = {}
-    for size in cfg.sizes[:1] if multi else cfg.sizes:
-        targets, probs = predict_probabilities(model, make_eval_dataset(files, size, cfg, num_classes), multi, batches)
+    for size in config.sizes[:1] if multi else config.sizes:
+        dataset = make_eval_dataset(files, size, config, num_classes)
+        targets, probs = predict_probabilities(model, dataset, multi, batches)
         if multi:
-            results.update(multi_label_results(targets, probs, cfg, trainable))
+            results.update(multi_label_results(targets, probs, config, trainable))
         else:
             labels = targets.argmax(axis=1)
             for k in (1, 5):
                 results[f"top{k}_{size}"] = metrics.top_k_accuracy(labels, probs, min(k, num_classes))
         _log.info("evaluated %d images at %d px", len(targets), size)
     where = f"{Path(folder).resolve().parent.name}/{Path(folder).name}"
-    protocol = describe_protocol(cfg, cfg.sizes[0] if multi else None) + f"; {count} images of {where}"
+    protocol = describe_protocol(config, config.sizes[0] if multi else None) + f"; {count} images of {where}"
     return results, protocol, count
 
 
-def multi_label_results(targets, probs, cfg: EvaluateConfig, trainable=None) -> dict[str, float]:
+def multi_label_results(targets, probs, config: EvaluateConfig, trainable=None) -> dict[str, float]:
     """Multi-label metrics over all classes (``*_all``) and the trainable ones (``*_trainable``)."""
     results = {}
     variants = {"all": None} if trainable is None else {"all": None, "trainable": np.asarray(trainable)}
     for variant, classes in variants.items():
-        values = metrics.multi_label_metrics(targets, probs, classes, cfg.threshold, tuple(cfg.precision_at))
+        values = metrics.multi_label_metrics(targets, probs, classes, config.threshold, tuple(config.precision_at))
         results.update({f"{key}_{variant}": value for key, value in values.items()})
     return results
 
@@ -154,75 +146,3 @@ def trainable_classes(train_folder: str | Path, min_images: int) -> np.ndarray:
     from mlimages.stats import count_labels
 
     return np.nonzero(count_labels(train_folder).images_per_class >= min_images)[0]
-
-
-DEFAULT_RECORDS = {"pretrain": "data/tfrecords/ml-images/val", "finetune": "data/tfrecords/imagenet/val"}
-
-
-def evaluate_uri(model_uri: str, cfg: EvaluateConfig, registry_cfg, records: str | None = None,
-                 trainable=None) -> list[dict]:
-    """Evaluate every registered version `model_uri` names, inside the active MLflow run.
-
-    Each result goes to the run (metrics at the checkpoint's step), onto the serving and the
-    checkpoint LoggedModels (the UI's model view compares them), onto the version's tags and model
-    card; `champion` moves when the version wins (`mlimages.tracking.registry.record_evaluation`).
-
-    Args:
-        model_uri: see `mlimages.tracking.registry.resolve_versions`.
-        cfg: evaluation settings.
-        registry_cfg: `mlimages.tracking.registry.RegistryConfig`.
-        records: record folder; default by task (`DEFAULT_RECORDS`).
-        trainable: trainable class indices for multi-label metrics, or None.
-
-    Returns:
-        One dict per version: name, version, step, task, records, protocol, metrics, champion.
-    """
-    from mlimages.tracking.registry import resolve_versions
-
-    results = []
-    for version in resolve_versions(model_uri, registry_cfg):
-        results.append(evaluate_version(version, cfg, registry_cfg, records, trainable))
-        shown = {k: round(v, 4) for k, v in results[-1]["metrics"].items() if not k.startswith("classes_")}
-        _log.info("%s version %s: %s", version.name, version.version, shown)
-    return results
-
-
-def evaluate_version(version, cfg: EvaluateConfig, registry_cfg, records: str | None, trainable) -> dict:
-    """Evaluate one ModelVersion and record the results everywhere (see `evaluate_uri`)."""
-    import mlflow
-
-    from mlimages.tracking.pretrained import load_source_model
-    from mlimages.tracking.registry import record_evaluation
-    from mlimages.tracking.runs import log_dataset_input
-
-    task = version.tags.get("mlimages.task", "finetune")
-    step = int(version.tags.get("mlimages.step", 0))
-    folder = records or DEFAULT_RECORDS[task]
-    model = load_source_model(f"models:/{version.name}/{version.version}")
-    values, protocol, count = evaluate_records(model, folder, cfg, trainable if task == "pretrain" else None)
-    finite = {k: v for k, v in values.items() if np.isfinite(v)}
-    for model_id in {version.tags.get("mlimages.serving_model", ""), version.tags.get("mlimages.checkpoint", "")}:
-        if model_id.startswith("m-"):
-            mlflow.log_metrics({f"eval_{k}": v for k, v in finite.items()}, step=step, model_id=model_id)
-    mlflow.set_tags({f"evaluated.{version.name}": str(version.version), "eval.protocol": protocol})
-    log_dataset_input(folder, context="eval")
-    champion = record_evaluation(version.name, version.version, finite, protocol, registry_cfg.champion_metric(task))
-    return {"name": version.name, "version": int(version.version), "step": step, "task": task, "records": str(folder),
-            "images": count, "protocol": protocol, "metrics": values, "champion": champion}
-
-
-def write_results(path: str | Path, model_uri: str, results: list[dict]) -> None:
-    """The JSON metrics file (a DVC/CI-friendly copy of what went to MLflow); NaN becomes null."""
-    import json
-    import math
-
-    def finite(value):
-        if isinstance(value, dict):
-            return {k: finite(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [finite(v) for v in value]
-        return None if isinstance(value, float) and math.isnan(value) else value
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(finite({"model_uri": model_uri, "results": results}), indent=2)
-    Path(path).write_text(text + "\n", encoding="utf-8")

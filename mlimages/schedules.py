@@ -4,11 +4,13 @@
 every 4,400 steps while step < 35,200 (reaching ~0.08), then 0.08 multiplied by 0.1 every 110,000
 steps counted from step 0, at most four times. With `warmup_steps=0` it is the finetuning schedule
 (0.1, x0.1 every 150,000 steps). `CosineWithWarmup` is the usual linear warmup then cosine decay.
-Both use keras.ops only, so they run under any backend.
+Both use keras.ops only, so they run under any backend. Each is a dataclass of its arguments, so
+`get_config` (what a `.keras` file stores) is the arguments themselves.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -16,6 +18,7 @@ from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="mlimages")
+@dataclasses.dataclass(eq=False)
 class GeometricWarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Staircase geometric warmup, then staircase step decay (the original's two TF1 schedules).
 
@@ -34,25 +37,18 @@ class GeometricWarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         warmup_steps: end of warmup (35,200); 0 disables it.
     """
 
-    def __init__(
-        self,
-        base_lr: float = 0.08,
-        decay_steps: int = 110_000,
-        decay_factor: float = 0.1,
-        num_decays: int = 4,
-        warmup_lr: float = 0.01,
-        warmup_factor: float = 1.297,
-        warmup_interval_steps: int = 4_400,
-        warmup_steps: int = 35_200,
-    ):
-        self.base_lr = float(base_lr)
-        self.decay_steps = int(decay_steps)
-        self.decay_factor = float(decay_factor)
-        self.num_decays = int(num_decays)
-        self.warmup_lr = float(warmup_lr)
-        self.warmup_factor = float(warmup_factor)
-        self.warmup_interval_steps = max(1, int(warmup_interval_steps))
-        self.warmup_steps = int(warmup_steps)
+    base_lr: float = 0.08
+    decay_steps: int = 110_000
+    decay_factor: float = 0.1
+    num_decays: int = 4
+    warmup_lr: float = 0.01
+    warmup_factor: float = 1.297
+    warmup_interval_steps: int = 4_400
+    warmup_steps: int = 35_200
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)
+        self.warmup_interval_steps = max(1, self.warmup_interval_steps)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -63,19 +59,11 @@ class GeometricWarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, warmup, decayed)
 
     def get_config(self) -> dict:
-        return {
-            "base_lr": self.base_lr,
-            "decay_steps": self.decay_steps,
-            "decay_factor": self.decay_factor,
-            "num_decays": self.num_decays,
-            "warmup_lr": self.warmup_lr,
-            "warmup_factor": self.warmup_factor,
-            "warmup_interval_steps": self.warmup_interval_steps,
-            "warmup_steps": self.warmup_steps,
-        }
+        return dataclasses.asdict(self)
 
 
 @keras.saving.register_keras_serializable(package="mlimages")
+@dataclasses.dataclass(eq=False)
 class CosineWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup from `initial_lr` to `peak_lr`, then cosine decay to `final_lr` at `total_steps`.
 
@@ -87,19 +75,14 @@ class CosineWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
         final_lr: rate at and after `total_steps`.
     """
 
-    def __init__(
-        self,
-        peak_lr: float,
-        total_steps: int,
-        warmup_steps: int = 0,
-        initial_lr: float = 0.0,
-        final_lr: float = 0.0,
-    ):
-        self.peak_lr = float(peak_lr)
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
-        self.initial_lr = float(initial_lr)
-        self.final_lr = float(final_lr)
+    peak_lr: float
+    total_steps: int
+    warmup_steps: int = 0
+    initial_lr: float = 0.0
+    final_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -111,10 +94,10 @@ class CosineWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, warmup, cosine)
 
     def get_config(self) -> dict:
-        return {
-            "peak_lr": self.peak_lr,
-            "total_steps": self.total_steps,
-            "warmup_steps": self.warmup_steps,
-            "initial_lr": self.initial_lr,
-            "final_lr": self.final_lr,
-        }
+        return dataclasses.asdict(self)
+
+
+def coerce_fields(schedule) -> None:
+    """Store every argument as its declared type (int or float), whatever number type the caller passed."""
+    for field in dataclasses.fields(schedule):
+        setattr(schedule, field.name, {"int": int, "float": float}[field.type](getattr(schedule, field.name)))

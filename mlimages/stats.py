@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from mlimages.errors import InputError
-from mlimages.records.reader import find_classes_file, list_shards, read_index
+from mlimages.records.index import find_classes_file, list_shards, read_class_names, read_index
 from mlimages.records.schema import LABEL
 
 log = logging.getLogger(__name__)
@@ -109,14 +109,8 @@ def summarize_single_label(train: LabelCounts, val: LabelCounts) -> dict:
 
 def load_class_names(folder: str | Path, num_classes: int) -> list[str]:
     """Class names from the split's ``classes.tsv``; the index when there is none."""
-    names = [str(i) for i in range(num_classes)]
     path = find_classes_file(folder)
-    if path is not None:
-        for row in path.read_text(encoding="utf-8").splitlines():
-            index, _, name = (row.split("\t", 2) + ["", ""])[:3]
-            if index.isdigit() and int(index) < num_classes:
-                names[int(index)] = name
-    return names
+    return read_class_names(path, num_classes) if path is not None else [str(i) for i in range(num_classes)]
 
 
 def write_plot_data(train: LabelCounts, names: list[str], out_dir: Path) -> None:

@@ -2,7 +2,7 @@
 
     python pipelines/build_tfrecords.py --images data/images/train --hierarchy H \
         --out data/tfrecords/ml-images/train --report reports/tfrecords/ml-images-train.json \
-        [--dedup data/dedup/train]
+        [--dedup data/dedup/train] [--params params.yaml]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from mlimages.records.config import load_records_config
 
 
 @exit_on_input_error
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", required=True, help="folder of NNNNN.tar image shards (one split)")
     parser.add_argument("--hierarchy", required=True, help="dictionary_and_semantic_hierarchy.txt")
@@ -25,12 +25,13 @@ def main() -> int:
     parser.add_argument("--dedup", help="the dedup stage's folder for this split (leaked images, duplicate groups)")
     parser.add_argument("--legacy-dense-labels", action="store_true",
                         help="also store the dense float32 label vector (for readers of the original layout)")
-    args = parser.parse_args()
+    parser.add_argument("--params", default="params.yaml", help="params file; reads its `records` section")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    config = load_records_config()
+    config = load_records_config(args.params)
     report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels,
                              dedup=args.dedup)
-    write_report(args.report, report)
+    write_report(report, args.report)
     logging.info("%d records written, %d images skipped %s", report["written"], report["skipped"],
                  report["skipped_by_reason"] or "")
     return 0

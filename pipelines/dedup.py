@@ -31,7 +31,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config = load_params("dedup", DedupConfig, args.params)
     summary = run_dedup(args.train, args.val, args.imagenet, args.out, args.sheet, config)
-    write_report(args.report, summary)
+    write_report(summary, args.report)
     logging.info("%d groups (%d images), leaked: %s", summary["groups"], summary["images_in_groups"],
                  {name: s["train_images_leaked"] for name, s in summary["leaked"].items()})
     return 0

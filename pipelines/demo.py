@@ -12,18 +12,18 @@ import sys
 
 import mlflow
 
-from mlimages.cli.registry import render_versions
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.demo.chain import run_demo
 from mlimages.tracking.registry import RegistryConfig
+from mlimages.tracking.results_table import render_versions
 from mlimages.tracking.runs import configure_tracking
 
 
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file of every entry point; reads `registry`")
     parser.add_argument("--records", default="data/tfrecords", help="holds ml-images/ and imagenet/ record folders")
     parser.add_argument("--models", default="models", help="training output folders go here")
     args = parser.parse_args(argv)

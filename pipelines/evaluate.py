@@ -18,9 +18,10 @@ import mlflow
 
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.evaluate import EvaluateConfig, evaluate_uri, trainable_classes, write_results
-from mlimages.tracking.registry import RegistryConfig
+from mlimages.evaluate import EvaluateConfig, trainable_classes
 from mlimages.stats import StatsConfig
+from mlimages.tracking.evaluation import evaluate_uri, write_results
+from mlimages.tracking.registry import RegistryConfig
 from mlimages.tracking.runs import configure_tracking, lineage_tags
 
 
@@ -31,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", default="", help="record folder; default by task (ml-images or imagenet val)")
     parser.add_argument("--train-records", default="", help="multi-label training records: adds *_trainable metrics")
     parser.add_argument("--out", default="reports/eval.json", help="JSON file of the results")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file; reads `evaluate`, `registry`, `stats`")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_params("evaluate", EvaluateConfig, args.params)
-    registry_cfg = load_params("registry", RegistryConfig, args.params)
+    config = load_params("evaluate", EvaluateConfig, args.params)
+    registry_config = load_params("registry", RegistryConfig, args.params)
     trainable = None
     if args.train_records:
         min_images = load_params("stats", StatsConfig, args.params).trainable_min_images
@@ -45,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         mlflow.set_experiment("mlimages")
     with mlflow.start_run(run_name="evaluate"):
         mlflow.set_tags(lineage_tags())
-        mlflow.log_params({"model_uri": args.model_uri, **{f"evaluate.{k}": v for k, v in vars(cfg).items()}})
-        results = evaluate_uri(args.model_uri, cfg, registry_cfg, args.records or None, trainable)
-    write_results(args.out, args.model_uri, results)
+        mlflow.log_params({"model_uri": args.model_uri, **{f"evaluate.{k}": v for k, v in vars(config).items()}})
+        results = evaluate_uri(args.model_uri, config, registry_config, args.records or None, trainable)
+    write_results(results, args.model_uri, args.out)
     return 0
 
 

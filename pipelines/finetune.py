@@ -28,13 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", required=True, help="single-label record folder (validation split)")
     parser.add_argument("--out", required=True, help="checkpoints, model.keras and summary.json")
     parser.add_argument("--init-model", default="scratch", help="pretrained model URI or path; `scratch`: none")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file; reads its `finetune` section")
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_params("finetune", FinetuneConfig, args.params, parse_overrides(extra))
+    config = load_params("finetune", FinetuneConfig, args.params, parse_overrides(extra))
     configure_tracking()
     try:
-        fit("finetune", cfg, args.train, args.val, args.out, init_model=args.init_model)
+        fit(config, args.train, args.val, args.out, init_model=args.init_model)
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 3

@@ -26,13 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", required=True, help="multi-label record folder (training split)")
     parser.add_argument("--val", required=True, help="multi-label record folder (validation split)")
     parser.add_argument("--out", required=True, help="checkpoints, model.keras and summary.json")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file; reads its `pretrain` section")
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_params("pretrain", PretrainConfig, args.params, parse_overrides(extra))
+    config = load_params("pretrain", PretrainConfig, args.params, parse_overrides(extra))
     configure_tracking()
     try:
-        fit("pretrain", cfg, args.train, args.val, args.out)
+        fit(config, args.train, args.val, args.out)
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 3

@@ -26,3 +26,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def hierarchy_file(shared_data: Path) -> Path:
     return shared_data / "dictionary_and_semantic_hierarchy.txt"
+
+
+# Tiny records, checkpoints and a throwaway MLflow store, shared by tests/tracking, tests/cli and
+# the evaluation tests.
+from tests.tracking_fixtures import (  # noqa: E402,F401  (imported fixtures are registered)
+    finetune_run, fixture_photo, multi_records, served_model, single_records, tracking_store,
+)

@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 import csv
-import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-import tensorflow as tf
 
 from mlimages.errors import InputError
-from mlimages.records.schema import encode_example
 from mlimages.stats import StatsConfig, count_labels, write_dataset_stats
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.factories import write_classes_file, write_record_folder
+from tests.pipelines import load_pipeline
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def write_split(folder: Path, labels: list[list[int]], num_classes: int, per_shard: int = 2, label_kind="multi"):
-    """A records folder as the record builder writes it: shards plus index.json."""
-    folder.mkdir(parents=True)
-    chunks = [labels[i:i + per_shard] for i in range(0, len(labels), per_shard)]
-    shards = []
-    for number, chunk in enumerate(chunks):
-        name = f"part-{number:05d}-of-{len(chunks):05d}.tfrecord"
-        with tf.io.TFRecordWriter(str(folder / name)) as writer:
-            for k, classes in enumerate(chunk):
-                writer.write(encode_example(b"\xff\xd8fake%d" % k, 8, 8, classes, [0.9] * len(classes)))
-        data = (folder / name).read_bytes()
-        sha256 = hashlib.sha256(data).hexdigest()
-        shards.append({"file": name, "count": len(chunk), "bytes": len(data), "sha256": sha256})
-    index = {"format": "mlimages-tfrecord-v1", "label_kind": label_kind, "num_classes": num_classes,
-             "count": len(labels), "shards": shards}
-    (folder / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    """A records folder whose images are a few fake bytes (only labels are read here)."""
+    examples = [(b"\xff\xd8fake%d" % k, classes, [0.9] * len(classes)) for k, classes in enumerate(labels)]
+    write_record_folder(folder, label_kind, num_classes, examples, records_per_shard=per_shard, size=(8, 8))
 
 
 TRAIN = [[0, 1, 2], [0, 1], [0, 3], [0], [0, 1, 2, 3], [0, 2]]  # class 4 never appears
@@ -46,10 +32,7 @@ def records(tmp_path) -> Path:
     root = tmp_path / "tfrecords"
     write_split(root / "ml-images" / "train", TRAIN, num_classes=5)
     write_split(root / "ml-images" / "val", VAL, num_classes=5)
-    (root / "ml-images" / "classes.tsv").write_text(
-        "".join(f"{i}\tn0000000{i}\t{name}\n" for i, name in enumerate(["thing", "dog", "cat", "tree", "rock"])),
-        encoding="utf-8",
-    )
+    write_classes_file(root / "ml-images" / "classes.tsv", ["thing", "dog", "cat", "tree", "rock"])
     write_split(root / "imagenet" / "train", [[0], [1], [1], [2]], num_classes=3, label_kind="single")
     write_split(root / "imagenet" / "val", [[0], [2]], num_classes=3, label_kind="single")
     return root
@@ -96,17 +79,10 @@ def test_count_mismatch_and_missing_index_are_input_errors(records, tmp_path):
         count_labels(tmp_path)
 
 
-def load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_stage_script(records, tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text("stats:\n  trainable_min_images: 2\n", encoding="utf-8")
-    main = load_script(REPO / "pipelines" / "dataset_stats.py").main
+    main = load_pipeline("dataset_stats").main
     args = ["--train", str(records / "ml-images/train"), "--val", str(records / "ml-images/val"),
             "--out", str(tmp_path / "reports/stats"), "--params", str(params)]
     assert main(args) == 0
@@ -117,4 +93,4 @@ def test_stage_script(records, tmp_path, capsys):
     with pytest.raises(SystemExit) as raised:
         main(args)
     assert raised.value.code == 2
-    assert capsys.readouterr().err == f"error: {args[1]}: no index.json: not a records folder (or not finished)\n"
+    assert capsys.readouterr().err == f"error: {args[1]}: record folder not found\n"

@@ -43,7 +43,7 @@ def load_crops(path: str, size: int, crop_fraction: float, ten_crop: bool) -> np
     import tensorflow as tf
 
     from mlimages.data.preprocess import resize_and_center_crop, scale_pixels
-    from mlimages.evaluate import ten_crops
+    from mlimages.data.preprocess import ten_crops
     from mlimages.images import load_rgb
 
     shorter = round(size / crop_fraction)

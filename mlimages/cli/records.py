@@ -45,7 +45,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from mlimages.records.legacy import decode_legacy_example, is_legacy_example
-    from mlimages.records.reader import iter_serialized, list_shards, read_index, verify_folder
+    from mlimages.records.index import list_shards, read_index, verify_folder
+    from mlimages.records.reader import iter_serialized
     from mlimages.records.schema import decode_example
 
     path = Path(args.path)
@@ -90,13 +91,10 @@ def summarize(records: Iterable, names: dict[int, str], top: int) -> dict:
 
 def load_names(path: Path) -> dict[int, str]:
     """Class names from the split's classes.tsv, when there is one."""
-    from mlimages.records.reader import find_classes_file
+    from mlimages.records.index import find_classes_file, read_class_names
 
     classes = find_classes_file(path if path.is_dir() else path.parent)
-    if classes is None:
-        return {}
-    rows = (line.split("\t") for line in classes.read_text(encoding="utf-8").splitlines() if line.strip())
-    return {int(row[0]): row[2] if len(row) > 2 else row[-1] for row in rows}
+    return dict(enumerate(read_class_names(classes))) if classes is not None else {}
 
 
 def format_summary(summary: dict) -> str:

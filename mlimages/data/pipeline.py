@@ -9,7 +9,6 @@ multi-worker training where all workers must agree on the stream).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import tensorflow as tf
 
 from mlimages.data import preprocess
 from mlimages.errors import InputError
+from mlimages.records.index import list_record_files
 from mlimages.records.schema import parse_example
 
-INDEX_FORMAT = "mlimages-tfrecord-v1"
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -51,98 +50,55 @@ class InputConfig:
     deterministic: bool = False
 
 
-def read_index(folder: str | Path) -> dict:
-    """Read and check a record folder's index.json; missing or empty folders are an InputError."""
-    folder = Path(folder)
-    index_path = folder / "index.json"
-    if not folder.is_dir():
-        raise InputError("record folder not found", str(folder))
-    if not index_path.is_file():
-        raise InputError("no index.json: not a record folder (run the build_tfrecords stage)", str(folder))
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(f"not valid JSON ({error.msg})", f"{index_path}:{error.lineno}") from None
-    if index.get("format") != INDEX_FORMAT:
-        raise InputError(f"unknown format {index.get('format')!r}, expected {INDEX_FORMAT!r}", str(index_path))
-    if not index.get("count") or not index.get("shards"):
-        raise InputError("the record folder holds no records", str(index_path))
-    return index
-
-
-def list_record_files(folder: str | Path, num_classes: int | None = None) -> list[str]:
-    """The shard files of a record folder, checked against its index.
-
-    Args:
-        folder: e.g. ``data/tfrecords/ml-images/train``.
-        num_classes: the model's class count; a different ``num_classes`` in index.json is an error.
-
-    Returns:
-        Sorted shard paths.
-    """
-    folder = Path(folder)
-    index = read_index(folder)
-    if num_classes is not None and index.get("num_classes") != num_classes:
-        raise InputError(
-            f"records have num_classes={index.get('num_classes')} but the model has {num_classes} classes",
-            str(folder / "index.json"),
-        )
-    files = [folder / shard["file"] for shard in index["shards"]]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise InputError(f"{len(missing)} shard(s) listed in index.json are missing, e.g. {missing[0]}", str(folder))
-    return sorted(str(f) for f in files)
-
-
-def make_dataset(files, cfg: InputConfig, training: bool) -> tf.data.Dataset:
+def make_dataset(files, config: InputConfig, training: bool) -> tf.data.Dataset:
     """Batches of ``(images, targets)``: images (batch, size, size, 3) in [-1, 1], targets (batch, C).
 
     Args:
-        files: a record folder (checked with `list_record_files`) or a list of shard paths.
-        cfg: the `InputConfig`.
+        files: a record folder (checked with `mlimages.records.index.list_record_files`) or shard paths.
+        config: the `InputConfig`.
         training: repeat forever, shuffle, random crops and flips, drop the last partial batch;
             otherwise one pass in file order with centre crops.
     """
     if isinstance(files, (str, Path)):
-        files = list_record_files(files, cfg.num_classes)
+        files = list_record_files(files, config.num_classes)
     if not files:
         raise InputError("no record files given")
     options = tf.data.Options()
-    options.deterministic = cfg.deterministic or not training
+    options.deterministic = config.deterministic or not training
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
     if training:
-        dataset = dataset.shuffle(len(files), seed=cfg.seed).repeat()
+        dataset = dataset.shuffle(len(files), seed=config.seed).repeat()
     dataset = dataset.interleave(
         tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
         deterministic=options.deterministic,
     )
     if training:
-        dataset = dataset.shuffle(cfg.shuffle_buffer, seed=cfg.seed)
-        seeds = tf.data.Dataset.random(seed=cfg.seed).batch(2)
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed)
+        seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda record, seed: _train_example(record, seed, cfg), num_parallel_calls=AUTOTUNE
+            lambda record, seed: _train_example(record, seed, config), num_parallel_calls=AUTOTUNE
         )
     else:
-        dataset = dataset.map(lambda record: _eval_example(record, cfg), num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(lambda record: _eval_example(record, config), num_parallel_calls=AUTOTUNE)
     dataset = dataset.padded_batch(
-        cfg.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0), drop_remainder=training,
+        config.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0), drop_remainder=training,
     )
-    dataset = dataset.map(lambda images, labels, conf: (images, dense_targets(labels, conf, cfg.num_classes)))
+    dataset = dataset.map(lambda images, labels, conf: (images, dense_targets(labels, conf, config.num_classes)))
     return dataset.prefetch(AUTOTUNE).with_options(options)
 
 
-def _train_example(record, seed, cfg: InputConfig):
+def _train_example(record, seed, config: InputConfig):
     example = parse_example(record)
     image = preprocess.train_crop(
-        example["image"], seed, cfg.image_size, cfg.area_range, cfg.aspect_range, cfg.flip
+        example["image"], seed, config.image_size, config.area_range, config.aspect_range, config.flip
     )
     return image, example["labels"], example["confidences"]
 
 
-def _eval_example(record, cfg: InputConfig):
+def _eval_example(record, config: InputConfig):
     example = parse_example(record)
-    image = preprocess.eval_crop(example["image"], cfg.image_size, cfg.crop_fraction)
+    image = preprocess.eval_crop(example["image"], config.image_size, config.crop_fraction)
     return image, example["labels"], example["confidences"]
 
 

@@ -119,14 +119,30 @@ def eval_crop(image_bytes: tf.Tensor, size: int, crop_fraction: float = 0.875) -
     return scale_pixels(resize_and_center_crop(image, size, crop_fraction))
 
 
-def resize_and_center_crop(image: tf.Tensor, size: int, crop_fraction: float = 0.875) -> tf.Tensor:
-    """Shorter side to ``round(size / crop_fraction)`` (antialiased bilinear), then the centre crop."""
+def resize_for_crop(image: tf.Tensor, size: int, crop_fraction: float = 0.875) -> tf.Tensor:
+    """Shorter side to ``round(size / crop_fraction)`` (antialiased bilinear), no side below `size`.
+
+    The one resize of the evaluation protocol, shared by the centre crop and the ten crops.
+    """
     shorter = tf.cast(tf.round(size / crop_fraction), tf.float32)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = shorter / tf.reduce_min(shape)
-    new_shape = tf.cast(tf.round(shape * scale), tf.int32)
-    new_shape = tf.maximum(new_shape, size)
-    resized = tf.image.resize(image, new_shape, method="bilinear", antialias=True)  # float32
-    top = (new_shape[0] - size) // 2
-    left = (new_shape[1] - size) // 2
+    new_shape = tf.maximum(tf.cast(tf.round(shape * (shorter / tf.reduce_min(shape))), tf.int32), size)
+    return tf.image.resize(image, new_shape, method="bilinear", antialias=True)  # (h', w', 3) float32
+
+
+def resize_and_center_crop(image: tf.Tensor, size: int, crop_fraction: float = 0.875) -> tf.Tensor:
+    """`resize_for_crop`, then the centre (size, size) crop."""
+    resized = resize_for_crop(image, size, crop_fraction)
+    top = (tf.shape(resized)[0] - size) // 2
+    left = (tf.shape(resized)[1] - size) // 2
     return tf.image.crop_to_bounding_box(resized, top, left, size, size)  # (size, size, 3)
+
+
+def ten_crops(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Tensor:
+    """(h, w, 3) uint8 -> (10, size, size, 3) float32: corners, centre, then their mirrors, scaled."""
+    resized = resize_for_crop(image, size, crop_fraction)
+    height, width = tf.shape(resized)[0], tf.shape(resized)[1]
+    offsets = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size),
+               ((height - size) // 2, (width - size) // 2)]
+    crops = tf.stack([tf.image.crop_to_bounding_box(resized, y, x, size, size) for y, x in offsets])  # (5, size, size, 3)
+    return scale_pixels(tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0))  # (10, size, size, 3)

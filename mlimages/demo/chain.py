@@ -10,7 +10,9 @@ import logging
 
 import mlflow
 
-from mlimages.tracking.registry import RegistryConfig, find_checkpoints, read_depth
+from mlimages.tasks import FINETUNE, PRETRAIN
+from mlimages.tracking.checkpoints import find_checkpoints, read_model_spec
+from mlimages.tracking.registry import RegistryConfig
 
 EXPERIMENT = "mlimages"
 
@@ -47,7 +49,7 @@ def run_demo(records: str, models: str, params: str, config: RegistryConfig) -> 
                                params=params)
     run_entry_point("evaluate", model_uri=f"runs:/{pretrain}", records=f"{ml}/val", train_records=f"{ml}/train",
                     out="reports/eval/pretrain.json", params=params)
-    pretrained = config.model_name("pretrain", read_depth(mlflow.get_run(pretrain).data.params))
+    pretrained = registered_name(pretrain, PRETRAIN, config)
     common = {"train": f"{imagenet}/train", "val": f"{imagenet}/val", "params": params}
     runs = {
         "pretrained": run_entry_point("finetune", out=f"{models}/finetune-pretrained",
@@ -57,4 +59,9 @@ def run_demo(records: str, models: str, params: str, config: RegistryConfig) -> 
     for label, run in runs.items():
         run_entry_point("evaluate", model_uri=f"runs:/{run}", records=f"{imagenet}/val",
                         out=f"reports/eval/finetune-{label}.json", params=params)
-    return pretrained, config.model_name("finetune", read_depth(mlflow.get_run(runs["scratch"]).data.params))
+    return pretrained, registered_name(runs["scratch"], FINETUNE, config)
+
+
+def registered_name(run_id: str, task: str, config: RegistryConfig) -> str:
+    """The registered model that holds the checkpoints of a training run (named by their depth)."""
+    return config.model_name(task, read_model_spec(find_checkpoints(run_id)[-1]).depth)

@@ -22,13 +22,10 @@ from pathlib import Path
 from mlimages.annotations import Annotation
 from mlimages.download.outcome import OK, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
+from mlimages.records.image_shard_format import SHARD_DIGITS, shard_name
 
 FETCH, SKIP = "fetch", "skip"
 SHARD_SUFFIXES = (".tar", ".jsonl", ".partial", ".tmp")
-
-
-def shard_name(index: int) -> str:
-    return f"{index:05d}"
 
 
 def shard_of_line(line: int, samples_per_shard: int) -> int:
@@ -38,7 +35,7 @@ def shard_of_line(line: int, samples_per_shard: int) -> int:
 
 def shard_files(out: Path) -> list[Path]:
     """Every shard archive, status file and partial file in `out`."""
-    return [p for p in out.iterdir() if p.name[:5].isdigit() and p.name.endswith(SHARD_SUFFIXES)]
+    return [p for p in out.iterdir() if p.name[:SHARD_DIGITS].isdigit() and p.name.endswith(SHARD_SUFFIXES)]
 
 
 def index_of_file(path: Path) -> int:

@@ -1,1 +1,3 @@
-"""TFRecord shards: the one record schema, the sharded writer and the legacy reader."""
+"""TFRecord shards: the one record schema (`schema`), the folder contract (`index`), the sharded
+writer (`writer`), the builders from image shards (`build`, contract in `image_shard_format`) and
+from ImageNet (`imagenet`), and the legacy reader (`legacy`)."""

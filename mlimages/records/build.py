@@ -29,11 +29,11 @@ from mlimages.hierarchy import load_hierarchy
 from mlimages.images import ImageError, encode_jpeg, load_rgb
 from mlimages.records.config import RecordsConfig
 from mlimages.records.dedup_filter import DedupFilter
+from mlimages.records.index import CLASSES_FILE, write_classes
 from mlimages.records.image_shards import BadSample, ImageSample, index_shard, iter_samples, list_image_shards
 from mlimages.records.schema import encode_example
 from mlimages.records.writer import ShardWriter, max_records_per_shard
 
-CLASSES_FILE = "classes.tsv"
 MAX_NAMED_SKIPS = 10_000  # the report names at most this many skipped samples (all are counted)
 
 log = logging.getLogger(__name__)
@@ -175,15 +175,7 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
     return {"images": str(images), "image_shards": len(shards), **report}
 
 
-def write_classes(path: Path, rows: Iterable[tuple[int, str, str]]) -> None:
-    """Write classes.tsv (``index<TAB>wnid<TAB>name``) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text("".join(f"{index}\t{wnid}\t{name}\n" for index, wnid, name in rows), encoding="utf-8")
-    temp.replace(path)
-
-
-def write_report(path, report: dict) -> None:
+def write_report(report: dict, path) -> None:
     """Write a stage report as indented JSON (creating its folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

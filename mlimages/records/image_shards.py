@@ -1,7 +1,7 @@
 """Read the downloader's image shards (``NNNNN.tar``) in list-line order.
 
-Each stored sample is two tar members, ``<key>.jpg`` then ``<key>.json`` (with at least ``key``,
-``line``, ``source``, ``labels``, ``confidences``, ``sha256``). Samples are stored in download
+Each stored sample is two tar members, ``<key>.jpg`` then ``<key>.json`` (the contract is
+`mlimages.records.image_shard_format`). Samples are stored in download
 order, which varies from run to run, so every shard is indexed first (member offsets, sorted by
 ``line``, kept as a small integer array) and the shards are then merged by ``line``. Output order
 therefore depends only on the list, and the image bytes are read one sample at a time.
@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from mlimages.errors import InputError
+from mlimages.records.image_shard_format import IMAGE_SUFFIX, META_SUFFIX, is_shard_stem
 
 # Columns of a shard's index array.
 LINE, JPG_OFFSET, JPG_SIZE, JSON_OFFSET, JSON_SIZE = range(5)
@@ -54,7 +55,7 @@ def list_image_shards(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("image shard folder not found", str(folder))
-    return sorted(p for p in folder.glob("*.tar") if p.stem.isdigit() and len(p.stem) == 5)
+    return sorted(p for p in folder.glob("*.tar") if is_shard_stem(p.stem))
 
 
 def index_shard(path: Path) -> tuple[np.ndarray, list[BadSample]]:
@@ -69,12 +70,13 @@ def index_shard(path: Path) -> tuple[np.ndarray, list[BadSample]]:
         with tarfile.open(path, mode="r:") as tar:
             for member in tar:
                 stem, _, suffix = member.name.rpartition(".")
-                if member.isfile() and suffix in ("jpg", "json"):
+                if member.isfile() and suffix in (IMAGE_SUFFIX, META_SUFFIX):
                     members.setdefault(stem, {})[suffix] = member
             lines, bad = _read_lines(tar, path.name, members)
     except (tarfile.TarError, OSError) as error:
         raise InputError(f"not a readable tar archive ({error})", str(path)) from None
-    rows = [(lines[stem], m["jpg"].offset_data, m["jpg"].size, m["json"].offset_data, m["json"].size)
+    rows = [(lines[stem], m[IMAGE_SUFFIX].offset_data, m[IMAGE_SUFFIX].size, m[META_SUFFIX].offset_data,
+             m[META_SUFFIX].size)
             for stem, m in members.items() if stem in lines]
     index = np.array(sorted(rows), dtype=np.int64).reshape(-1, 5)
     return index, bad
@@ -84,16 +86,16 @@ def _read_lines(tar: tarfile.TarFile, name: str, members: dict) -> tuple[dict[st
     lines, bad = {}, []
     for stem, pair in members.items():
         where = f"{name}:{stem}"
-        if "json" not in pair:
+        if META_SUFFIX not in pair:
             bad.append(BadSample(where, "missing_metadata", "image member without its .json"))
             continue
         try:
-            meta = json.loads(tar.extractfile(pair["json"]).read().decode("utf-8"))
+            meta = json.loads(tar.extractfile(pair[META_SUFFIX]).read().decode("utf-8"))
             line = int(meta["line"])
         except (ValueError, KeyError, TypeError) as error:
             bad.append(BadSample(where, "bad_metadata", f"{type(error).__name__}: {error}"))
             continue
-        if "jpg" not in pair:
+        if IMAGE_SUFFIX not in pair:
             bad.append(BadSample(where, "missing_image", ".json member without its image", line, meta.get("source", "")))
             continue
         lines[stem] = line

@@ -33,7 +33,8 @@ import numpy as np
 import scipy.io
 
 from mlimages.errors import InputError
-from mlimages.records.build import CLASSES_FILE, write_classes, write_split
+from mlimages.records.build import write_split
+from mlimages.records.index import CLASSES_FILE, write_classes
 from mlimages.records.config import RecordsConfig
 from mlimages.records.image_shards import ImageSample
 

@@ -9,7 +9,6 @@ either the previous complete folder or the new complete one, never a half-writte
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -19,10 +18,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from mlimages.errors import InputError
-
-FORMAT = "mlimages-tfrecord-v1"
-INDEX = "index.json"
-FRAME_BYTES = 16  # a TFRecord frame: 8-byte length, 4-byte length CRC, 4-byte data CRC
+from mlimages.records.index import FORMAT, FRAME_BYTES, INDEX_FILE, hash_file
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +110,7 @@ class ShardWriter:
                             "sha256": hash_file(path)})
         index = {**self.header, "count": sum(e["count"] for e in entries),
                  "bytes": sum(e["bytes"] for e in entries), "shards": entries}
-        (self.partial / INDEX).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        (self.partial / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
         replace_folder(self.partial, self.folder)
         self._committed = True
         log.info("wrote %d records in %d shards to %s", index["count"], total, self.folder)
@@ -127,7 +123,7 @@ def check_replaceable(folder: Path) -> None:
         return
     if not folder.is_dir():
         raise InputError("output path exists and is not a folder", str(folder))
-    if any(folder.iterdir()) and not (folder / INDEX).exists():
+    if any(folder.iterdir()) and not (folder / INDEX_FILE).exists():
         raise InputError("output folder is not empty and holds no index.json; refusing to replace it", str(folder))
 
 
@@ -142,10 +138,3 @@ def replace_folder(new: Path, folder: Path) -> None:
     if old.exists():
         shutil.rmtree(old)
 
-
-def hash_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()

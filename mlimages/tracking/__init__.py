@@ -1,3 +1,7 @@
-"""The MLflow layer: runs, lineage and checkpoints (`runs`), the model registry (`registry`), the
-served pyfunc (`serving`), the model card (`model_card`) and loading pretrained weights from any
-MLflow URI (`pretrained`). Nothing outside this package imports mlflow's tracking APIs."""
+"""The MLflow layer.
+
+`names` (every tag key, prefix and alias), `runs` (store, lineage, resumable runs), `checkpoints`
+(LoggedModels with their `ModelSpec`), `registry` (registers versions), `versions` (looks them up),
+`champion` (evaluation results and the champion alias), `evaluation` (evaluates versions and
+records the results), `serving` (the served pyfunc), `model_card`, `pretrained` (loading weights
+from any MLflow URI or file) and `results_table` (the versions side by side)."""

@@ -8,7 +8,11 @@ the licences of code, annotations and images.
 
 from __future__ import annotations
 
-EVAL_PREFIX = "eval."
+from mlimages.tasks import PRETRAIN
+from mlimages.tracking.names import (
+    CHECKPOINT_TAG, EVAL_PREFIX, PROTOCOL_TAG, RUN_ID_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
+)
+
 SHOWN_PARAMS = ("depth", "image_size", "batch_size", "steps", "epochs", "base_lr", "schedule", "precision")
 
 LICENCES = (
@@ -20,11 +24,21 @@ LICENCES = (
 )
 
 
+def refresh_model_card(name: str, version: str) -> None:
+    """Rewrite the version's description from its tags (metrics appear once evaluated)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    model_version = client.get_model_version(name, version)
+    params = client.get_run(model_version.run_id).data.params if model_version.run_id else {}
+    client.update_model_version(name, version, description=make_model_card(model_version, params))
+
+
 def make_model_card(version, params: dict[str, str]) -> str:
     """Markdown model card for a ModelVersion (uses its tags) and its training run's `params`."""
     tags = dict(version.tags)
-    task = tags.get("mlimages.task", "finetune")
-    kind = ("multi-label tagger over the ML-Images hierarchy (sigmoid per class)" if task == "pretrain"
+    task = tags.get(TASK_TAG, "finetune")
+    kind = ("multi-label tagger over the ML-Images hierarchy (sigmoid per class)" if task == PRETRAIN
             else "single-label classifier (softmax over the finetune classes)")
     lines = [
         f"# {version.name} version {version.version}",
@@ -33,9 +47,9 @@ def make_model_card(version, params: dict[str, str]) -> str:
         "output class indices, names and probabilities.",
         "",
         "## Provenance",
-        f"- Checkpoint: step {tags.get('mlimages.step', '?')} of training run `{tags.get('mlimages.run_id', '?')}` "
-        f"({task}); checkpoint model `{tags.get('mlimages.checkpoint', '?')}`",
-        f"- Training data: {tags.get('mlimages.training_data', 'unknown')}",
+        f"- Checkpoint: step {tags.get(STEP_TAG, '?')} of training run `{tags.get(RUN_ID_TAG, '?')}` "
+        f"({task}); checkpoint model `{tags.get(CHECKPOINT_TAG, '?')}`",
+        f"- Training data: {tags.get(TRAINING_DATA_TAG, 'unknown')}",
         f"- Code: git commit `{tags.get('git_commit', 'unknown')}` (uncommitted changes: {tags.get('git_dirty', 'unknown')})",
     ]
     data = sorted((k, v) for k, v in tags.items() if k.startswith("data."))
@@ -55,8 +69,8 @@ def make_model_card(version, params: dict[str, str]) -> str:
 
 def _metric_lines(tags: dict[str, str]) -> list[str]:
     metrics = sorted((k[len(EVAL_PREFIX):], v) for k, v in tags.items()
-                     if k.startswith(EVAL_PREFIX) and k != EVAL_PREFIX + "protocol")
+                     if k.startswith(EVAL_PREFIX) and k != PROTOCOL_TAG)
     if not metrics:
         return ["Not evaluated yet (`mlflow run . -e evaluate -P model_uri=models:/NAME/VERSION`)."]
     rows = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in metrics]
-    return [f"Protocol: {tags.get(EVAL_PREFIX + 'protocol', 'unknown')}", ""] + rows
+    return [f"Protocol: {tags.get(PROTOCOL_TAG, 'unknown')}", ""] + rows

@@ -1,9 +1,8 @@
-"""MLflow runs, lineage tags and checkpoints as LoggedModels.
+"""MLflow runs: the tracking store, lineage tags, resumable runs, params and dataset inputs.
 
 Every training run is found again by a deterministic key (a hash of its params and output
-folder), so a restarted command resumes the same MLflow run instead of opening a new one. Each
-kept checkpoint becomes a Keras-flavor LoggedModel at its step, with that step's metrics linked,
-so checkpoints can be compared side by side in the MLflow UI.
+folder), so a restarted command resumes the same MLflow run instead of opening a new one.
+Checkpoints are `mlimages.tracking.checkpoints`.
 """
 
 from __future__ import annotations
@@ -20,11 +19,10 @@ from typing import Any, Mapping
 import mlflow
 import yaml
 
+from mlimages.records.index import INDEX_FILE
+from mlimages.tracking.names import CLASSES_ARTIFACT_DIR, CONTINUED_IN_TAG, RUN_KEY_TAG
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-RUN_KEY_TAG = "mlimages.run_key"
-INIT_MODEL_TAG = "mlimages.init_model"  # the finetune source, an alias pinned to its version
-CHECKPOINT_NAME = "checkpoint"
-CLASSES_ARTIFACT_DIR = "classes"
 
 _log = logging.getLogger(__name__)
 
@@ -120,7 +118,7 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
         _log.info("resuming MLflow run %s", found[0].info.run_id)
         run = mlflow.start_run(run_id=found[0].info.run_id)
         if project_run and project_run != found[0].info.run_id:
-            mlflow.MlflowClient().set_tag(project_run, "mlimages.continued_in", found[0].info.run_id)
+            mlflow.MlflowClient().set_tag(project_run, CONTINUED_IN_TAG, found[0].info.run_id)
     elif project_run:
         run = mlflow.start_run(run_id=project_run, tags={RUN_KEY_TAG: run_key})
     else:
@@ -167,73 +165,7 @@ def log_dataset_input(folder: str | Path, context: str) -> None:
     from mlflow.data.meta_dataset import MetaDataset
 
     folder = Path(folder).resolve()
-    index = folder / "index.json"
+    index = folder / INDEX_FILE
     digest = hashlib.sha256(index.read_bytes()).hexdigest()[:16] if index.is_file() else None
     dataset = MetaDataset(resolve_dataset_source(str(folder)), name=f"{folder.parent.name}/{folder.name}", digest=digest)
     mlflow.log_input(dataset, context=context)
-
-
-def logged_checkpoint_steps(run_id: str) -> set[int]:
-    """Steps whose checkpoint is already a LoggedModel of `run_id` (so a resume does not log twice)."""
-    run = mlflow.get_run(run_id)
-    models = mlflow.search_logged_models(
-        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
-    )
-    return {int(m.tags["mlimages.step"]) for m in models if "mlimages.step" in m.tags}
-
-
-def log_checkpoint(model, step: int, task: str, metrics: Mapping[str, float],
-                   classes_file: str | None = None, tags: Mapping[str, str] | None = None) -> str:
-    """Log `model` as a Keras-flavor LoggedModel at `step`, linked to that step's metrics.
-
-    The metrics are logged in the run at `step` first; `mlflow.keras.log_model(step=...)` then
-    links every run metric of that step to the new LoggedModel.
-
-    Args:
-        model: the Keras classifier (logits).
-        step: the global training step of the checkpoint.
-        task: ``"pretrain"`` or ``"finetune"``.
-        metrics: metric values at `step` (already-logged ones are linked too).
-        classes_file: artifact path of classes.tsv in the run.
-        tags: extra LoggedModel tags.
-
-    Returns:
-        The LoggedModel id (``models:/<id>`` loads it).
-    """
-    if metrics:
-        mlflow.log_metrics(dict(metrics), step=step)
-    model_tags = {"mlimages.step": str(step), "mlimages.task": task, **(tags or {})}
-    if classes_file:
-        model_tags["mlimages.classes_file"] = classes_file
-    info = mlflow.keras.log_model(
-        model, name=CHECKPOINT_NAME, step=step, tags=model_tags, signature=make_signature(model),
-        pip_requirements=_pip_requirements(),
-    )
-    return info.model_id
-
-
-def make_signature(model):
-    """Tensor signature of a classifier: scaled float32 images in, logits out."""
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
-
-    classes = model.output_shape[-1]
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3), "images")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes), "logits")]),
-    )
-
-
-def _pip_requirements() -> list[str]:
-    # Stated explicitly: inferring them loads the model in a subprocess, seconds per checkpoint.
-    from importlib import metadata
-
-    names = ["mlflow", "keras", "tensorflow-cpu", "tensorflow", "pillow", "numpy"]
-    found = []
-    for name in names:
-        try:
-            found.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return found

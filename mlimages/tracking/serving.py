@@ -31,6 +31,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from mlimages.images import ImageError, ImageLimits, load_rgb
+from mlimages.records.index import read_class_names
+from mlimages.tracking.requirements import pip_requirements
 
 IMAGE_COLUMN = "image"
 KERAS_ARTIFACT = "keras_model"
@@ -59,16 +61,6 @@ class ServingConfig:
     top_k: int = 5
     threshold: float = 0.5
     max_image_pixels: int = 40_000_000
-
-
-def load_class_names(path: str | Path) -> list[str]:
-    """Names from a ``classes.tsv`` (``index<TAB>wnid<TAB>name``), in index order."""
-    names: dict[int, str] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[0].strip().isdigit():
-            names[int(parts[0])] = parts[2].strip() if len(parts) > 2 else parts[1].strip()
-    return [names.get(i, str(i)) for i in range(max(names) + 1)] if names else []
 
 
 def bad_input(message: str) -> MlflowException:
@@ -145,7 +137,7 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
 
         self.config = ServingConfig(**json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text()))
         self.model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
-        self.names = load_class_names(context.artifacts[CLASSES_ARTIFACT])
+        self.names = read_class_names(context.artifacts[CLASSES_ARTIFACT])
         # The scoring server calls predict from many threads. One forward pass already uses every
         # core, so running them one at a time costs no throughput and bounds the memory in use
         # (16 concurrent ResNet-101 batches would otherwise hold 16 sets of activations).
@@ -185,7 +177,7 @@ def make_example_image() -> bytes:
     return buffer.getvalue()
 
 
-def make_signature(config: ServingConfig):
+def make_serving_signature(config: ServingConfig):
     """Input: column `image` (binary); output: ranked class lists; params: `top_k`, `threshold`."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
@@ -233,20 +225,8 @@ def log_serving_model(keras_model_file: str | Path, classes_file: str | Path, co
                      CONFIG_ARTIFACT: str(config_file)}
         return Model.log(
             artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id, step=step, tags=tags,
-            python_model=ImageClassifier(), artifacts=artifacts, signature=make_signature(config),
+            python_model=ImageClassifier(), artifacts=artifacts, signature=make_serving_signature(config),
             input_example=(pd.DataFrame({IMAGE_COLUMN: [make_example_image()]}), {"top_k": config.top_k}),
             pip_requirements=pip_requirements(),
         )
 
-
-def pip_requirements() -> list[str]:
-    """The installed versions the model needs (stated, because inferring them reloads the model)."""
-    from importlib import metadata
-
-    found = []
-    for name in ("mlflow", "keras", "tensorflow-cpu", "tensorflow", "pillow", "numpy", "pandas"):
-        try:
-            found.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return found

@@ -2,18 +2,21 @@
 
 Both tasks share `TrainConfig` (network, duration, optimizer, schedule, input, precision,
 distribution, logging); `PretrainConfig` adds the adaptive loss settings, `FinetuneConfig` the
-label smoothing, stage freezing and the late switch to a larger resolution.
+label smoothing, stage freezing and the late switch to a larger resolution. The config class is
+the one source of the task: `fit` reads it from ``config.task``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from mlimages.config import DEFAULT_PARAMS
 from mlimages.errors import InputError
+from mlimages.tasks import FINETUNE, PRETRAIN
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Settings common to pretraining and finetuning.
 
@@ -50,44 +53,58 @@ class TrainConfig:
         experiment: MLflow experiment name.
     """
 
-    depth: int = 101
+    depth: int
     blocks_per_stage: tuple[int, ...] | None = None
-    width_multiplier: float = 1.0
-    bn_momentum: float = 0.997
-    image_size: int = 224
-    batch_size: int = 64
+    width_multiplier: float
+    bn_momentum: float
+    image_size: int
+    batch_size: int
     steps: int | None = None
     epochs: int | None = None
-    schedule: Literal["paper", "cosine"] = "paper"
-    base_lr: float = 0.08
-    warmup_lr: float = 0.01
-    warmup_factor: float = 1.297
-    warmup_interval_steps: int = 4400
-    warmup_steps: int = 35200
-    decay_steps: int = 110000
-    decay_factor: float = 0.1
-    num_decays: int = 4
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    area_range: tuple[float, float] = (0.7, 1.0)
-    aspect_range: tuple[float, float] = (0.75, 1.333)
-    flip: bool = True
-    crop_fraction: float = 0.875
-    shuffle_buffer: int = 4096
-    seed: int = 0
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
-    xla: bool = False
-    strategy: Literal["default", "mirrored", "multi_worker"] = "default"
-    log_every_steps: int = 50
-    checkpoint_every_epochs: int = 1
-    checkpoint_every_steps: int = 0
-    keep_checkpoints: int = 3
-    val_examples: int = 1000
-    val_batch_size: int = 64
-    experiment: str = "mlimages"
+    schedule: Literal["paper", "cosine"]
+    base_lr: float
+    warmup_lr: float
+    warmup_factor: float
+    warmup_interval_steps: int
+    warmup_steps: int
+    decay_steps: int
+    decay_factor: float
+    num_decays: int
+    momentum: float
+    weight_decay: float
+    area_range: tuple[float, float]
+    aspect_range: tuple[float, float]
+    flip: bool
+    crop_fraction: float
+    shuffle_buffer: int
+    seed: int
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"]
+    xla: bool
+    strategy: Literal["default", "mirrored", "multi_worker"]
+    log_every_steps: int
+    checkpoint_every_epochs: int
+    checkpoint_every_steps: int
+    keep_checkpoints: int
+    val_examples: int
+    val_batch_size: int
+    experiment: str
+
+    task: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        """Exactly one of `steps` and `epochs` is set, and positive."""
+        where = f"{DEFAULT_PARAMS}: {self.task}"
+        if (self.steps is None) == (self.epochs is None):
+            raise InputError("set exactly one of 'steps' and 'epochs'", where)
+        if (self.steps if self.steps is not None else self.epochs) < 1:
+            raise InputError("the training duration must be >= 1", where)
+
+    def size_switch(self) -> tuple[int, int]:
+        """(last epochs trained at a larger size, that size); this task keeps `image_size` throughout."""
+        return 0, self.image_size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PretrainConfig(TrainConfig):
     """Multi-label pretraining with the paper's adaptive loss.
 
@@ -99,13 +116,15 @@ class PretrainConfig(TrainConfig):
         neg_select: probability that an absent class is trained as a negative in a step (q).
     """
 
-    loss: Literal["adaptive", "sigmoid"] = "adaptive"
-    pos_weight: float = 12.0
-    mask_thres: float = 0.7
-    neg_select: float = 0.1
+    task: ClassVar[str] = PRETRAIN
+
+    loss: Literal["adaptive", "sigmoid"]
+    pos_weight: float
+    mask_thres: float
+    neg_select: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FinetuneConfig(TrainConfig):
     """Single-label finetuning from a pretrained backbone (or from scratch).
 
@@ -116,28 +135,25 @@ class FinetuneConfig(TrainConfig):
         final_size_epochs: how many final epochs train at `final_size` (0: never switch).
     """
 
-    label_smoothing: float = 0.0
-    freeze_stages: bool = False
-    final_size: int = 299
-    final_size_epochs: int = 0
+    task: ClassVar[str] = FINETUNE
+
+    label_smoothing: float
+    freeze_stages: bool
+    final_size: int
+    final_size_epochs: int
+
+    def size_switch(self) -> tuple[int, int]:
+        return self.final_size_epochs, self.final_size
 
 
-def check_duration(cfg: TrainConfig, section: str) -> None:
-    """Exactly one of `steps` and `epochs` must be set and positive."""
-    if (cfg.steps is None) == (cfg.epochs is None):
-        raise InputError("set exactly one of 'steps' and 'epochs'", f"params.yaml: {section}")
-    if (cfg.steps or cfg.epochs) < 1:
-        raise InputError("the training duration must be >= 1", f"params.yaml: {section}")
-
-
-def count_total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+def count_total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
     """The run's length in steps, from `steps` or `epochs`."""
-    return cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+    return config.steps if config.steps is not None else config.epochs * steps_per_epoch
 
 
-def find_size_switch_step(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> int:
+def find_size_switch_step(config: TrainConfig, steps_per_epoch: int, total_steps: int) -> int:
     """First step trained at `final_size` (== total_steps when there is no switch)."""
-    epochs = getattr(cfg, "final_size_epochs", 0)
+    epochs, _ = config.size_switch()
     if not epochs:
         return total_steps
     return max(0, total_steps - epochs * steps_per_epoch)

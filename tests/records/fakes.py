@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from mlimages.hierarchy import Category, format_hierarchy
+from mlimages.records.image_shard_format import member_names
 
 
 def make_jpeg(width: int = 32, height: int = 24, seed: int = 0, quality: int = 90) -> bytes:
@@ -54,8 +55,8 @@ def write_image_shard(path: Path, samples: list[dict], seed: int | None = None) 
     with tarfile.open(path, "w") as tar:
         for sample in samples:
             meta = {k: v for k, v in sample.items() if k != "data"}
-            for name, payload in ((f"{sample['key']}.jpg", sample["data"]),
-                                  (f"{sample['key']}.json", json.dumps(meta).encode())):
+            image_name, meta_name = member_names(sample["key"])
+            for name, payload in ((image_name, sample["data"]), (meta_name, json.dumps(meta).encode())):
                 info = tarfile.TarInfo(name)
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))

@@ -20,7 +20,8 @@ from mlimages.images import ImageError
 from mlimages.records import build
 from mlimages.records.build import build_ml_images
 from mlimages.records.config import RecordsConfig
-from mlimages.records.reader import iter_records, list_shards, read_index
+from mlimages.records.index import list_shards, read_index
+from mlimages.records.reader import iter_records
 
 from .fakes import make_jpeg, make_sample, write_hierarchy, write_image_shard
 

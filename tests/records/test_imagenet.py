@@ -12,7 +12,8 @@ from PIL import Image
 from mlimages.errors import InputError
 from mlimages.records.config import RecordsConfig
 from mlimages.records.imagenet import build_imagenet, list_val, load_imagenet_dictionary
-from mlimages.records.reader import iter_records, list_shards, read_index
+from mlimages.records.index import list_shards, read_index
+from mlimages.records.reader import iter_records
 
 from .fakes import make_jpeg
 

@@ -13,7 +13,8 @@ from PIL import Image
 from mlimages.cli import main
 from mlimages.errors import InputError
 from mlimages.records.legacy import decode_legacy_example, iter_legacy_records, parse_legacy_example
-from mlimages.records.reader import iter_records, iter_serialized, list_shards, read_index
+from mlimages.records.index import list_shards, read_index
+from mlimages.records.reader import iter_records, iter_serialized
 from mlimages.records.schema import parse_example
 
 # Golden values: the non-zero entries of each record's dense 11,166-float label vector.

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from mlimages.errors import InputError
-from mlimages.records.reader import iter_serialized, list_shards, read_index, verify_folder
+from mlimages.records.index import list_shards, read_index, verify_folder
+from mlimages.records.reader import iter_serialized
 from mlimages.records.writer import ShardWriter, max_records_per_shard
 
 RECORDS = [bytes([i]) * (100 + i) for i in range(10)]

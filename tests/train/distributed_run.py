@@ -25,7 +25,7 @@ def main(strategy: str, params: str, train_dir: str, val_dir: str, out: str, wei
 
     configure_tracking()
     cfg = load_params("pretrain", PretrainConfig, params, {"strategy": strategy})
-    result = fit("pretrain", cfg, train_dir, val_dir, out)
+    result = fit(cfg, train_dir, val_dir, out)
     replicas = read_replica_weights(result.model)
     np.savez(weights, **{f"r{r}_{i}": w for r, values in enumerate(replicas) for i, w in enumerate(values)},
              replicas=len(replicas), step=result.step)

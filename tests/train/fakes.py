@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mlimages.records.schema import encode_example
+from mlimages.config import build_config
 
+from tests.factories import write_classes_file, write_record_folder
+
+REPO = Path(__file__).resolve().parents[2]
 NUM_CLASSES = 5
 SIZE_PX = 32
 
@@ -29,49 +31,55 @@ def make_image(label: int, rng: np.random.Generator, size: int = SIZE_PX) -> byt
 
 
 def write_records(folder: Path, count: int, label_kind: str, num_shards: int = 2, seed: int = 0) -> Path:
-    """Write `count` records in the TFRecord folder format (index.json + parent classes.tsv)."""
-    import tensorflow as tf
-
+    """`count` learnable records in `num_shards` shards, with classes.tsv beside the folder (as ImageNet's)."""
     rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    shards = []
-    for shard in range(num_shards):
-        name = f"part-{shard:05d}-of-{num_shards:05d}.tfrecord"
-        n = 0
-        with tf.io.TFRecordWriter(str(folder / name)) as writer:
-            for i in range(shard, count, num_shards):
-                label = int(rng.integers(NUM_CLASSES))
-                labels, conf = [label], [1.0]
-                if label_kind == "multi":
-                    labels.append((label + 1) % NUM_CLASSES)
-                    conf.append(0.8)
-                writer.write(encode_example(make_image(label, rng), SIZE_PX, SIZE_PX, labels, conf, filename=f"{i}.jpg"))
-                n += 1
-        data = (folder / name).read_bytes()
-        shards.append({"file": name, "count": n, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    index = {"format": "mlimages-tfrecord-v1", "label_kind": label_kind, "num_classes": NUM_CLASSES,
-             "count": count, "shards": shards}
-    (folder / "index.json").write_text(json.dumps(index), encoding="utf-8")
-    lines = [f"{i}\tn0000000{i}\tclass {i}" for i in range(NUM_CLASSES)]
-    (folder.parent / "classes.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    examples = []
+    for _ in range(count):
+        label = int(rng.integers(NUM_CLASSES))
+        labels, confidences = [label], [1.0]
+        if label_kind == "multi":
+            labels.append((label + 1) % NUM_CLASSES)
+            confidences.append(0.8)
+        examples.append((make_image(label, rng), labels, confidences))
+    write_record_folder(folder, label_kind, NUM_CLASSES, examples, records_per_shard=math.ceil(count / num_shards),
+                        size=(SIZE_PX, SIZE_PX))
+    write_classes_file(folder.parent / "classes.tsv", [f"class {i}" for i in range(NUM_CLASSES)])
     return folder
 
 
-# A cut-down network and tiny inputs: a few seconds per run on a laptop CPU.
+# The paper's recipe (params-paper.yaml) cut down: a tiny network and inputs on one CPU, a few
+# seconds per run.
 TINY = dict(
     depth=50, blocks_per_stage=(1, 1, 1, 1), width_multiplier=0.125, image_size=32, batch_size=8,
     schedule="cosine", base_lr=0.05, warmup_steps=2, warmup_lr=0.0, log_every_steps=2,
     val_examples=16, val_batch_size=8, shuffle_buffer=32, experiment="test",
+    precision="float32", strategy="default",
 )
 
 
-def write_tiny_params(path: Path, pretrain: dict, finetune: dict) -> Path:
-    """A params.yaml with TINY pretrain/finetune sections plus `pretrain` / `finetune` overrides."""
+def tiny_section(section: str, overrides: dict) -> dict:
+    """params-paper.yaml's `section` with TINY and `overrides` on top (steps and epochs replace each other)."""
     import yaml
 
-    def section(extra):
-        values = {**TINY, **extra}
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    values = yaml.safe_load((REPO / "params-paper.yaml").read_text(encoding="utf-8"))[section]
+    for duration, other in (("steps", "epochs"), ("epochs", "steps")):
+        if duration in overrides:
+            values.pop(other, None)
+    if section == "finetune":
+        values["final_size_epochs"] = 0  # no late size switch unless a test asks for one
+    values.update({**TINY, **overrides})
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
-    path.write_text(yaml.safe_dump({"pretrain": section(pretrain), "finetune": section(finetune)}), encoding="utf-8")
+
+def tiny_config(cls, **overrides):
+    """A `PretrainConfig` or `FinetuneConfig` read by the real loader from TINY params."""
+    return build_config(cls, tiny_section(cls.task, overrides), where=f"tiny params: {cls.task}")
+
+
+def write_tiny_params(path: Path, pretrain: dict, finetune: dict) -> Path:
+    """A params file with TINY pretrain/finetune sections plus `pretrain` / `finetune` overrides."""
+    import yaml
+
+    sections = {"pretrain": tiny_section("pretrain", pretrain), "finetune": tiny_section("finetune", finetune)}
+    path.write_text(yaml.safe_dump(sections), encoding="utf-8")
     return path

@@ -11,7 +11,7 @@ import pytest
 from mlimages.train.fit import fit
 from mlimages.train.config import PretrainConfig
 
-from .fakes import TINY
+from .fakes import tiny_config
 
 
 @pytest.mark.parametrize(
@@ -19,8 +19,8 @@ from .fakes import TINY
     [("mixed_float16", False, "float16"), ("mixed_bfloat16", True, "bfloat16"), ("float32", True, "float32")],
 )
 def test_precision_and_xla_train_finite_steps(tiny_records, tracking_uri, tmp_path, precision, xla, compute_dtype):
-    cfg = PretrainConfig(**TINY, steps=4, precision=precision, xla=xla)
-    result = fit("pretrain", cfg, tiny_records["ml_train"], tiny_records["ml_val"], tmp_path / "out")
+    cfg = tiny_config(PretrainConfig, steps=4, precision=precision, xla=xla)
+    result = fit(cfg, tiny_records["ml_train"], tiny_records["ml_val"], tmp_path / "out")
     assert result.step == 4
     conv = next(layer for layer in result.model.layers[1].layers if isinstance(layer, keras.layers.Conv2D))
     assert conv.compute_dtype == compute_dtype and conv.variable_dtype == "float32"

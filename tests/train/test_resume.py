@@ -13,6 +13,9 @@ from pathlib import Path
 import mlflow
 import tensorflow as tf
 
+from mlimages.tracking.checkpoints import find_checkpoints
+from mlimages.tracking.names import STEP_TAG
+
 from .fakes import write_tiny_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +65,5 @@ def test_sigkill_then_same_command_resumes_the_same_run(tiny_records, tracking_u
     assert run.info.status == "FINISHED"
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")]
     assert sorted(steps) == list(range(1, TOTAL_STEPS + 1)), steps  # every step once: no gap, no duplicate
-    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
-    logged = sorted(int(m.tags["mlimages.step"]) for m in models)
+    logged = [int(m.tags[STEP_TAG]) for m in find_checkpoints(run.info.run_id)]
     assert logged == sorted(set(logged)) and logged[-1] == TOTAL_STEPS

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from mlimages.config import load_params
 from mlimages.errors import InputError
+from mlimages.evaluate import EvaluateConfig
+from mlimages.tracking.registry import RegistryConfig
 from mlimages.train.config import FinetuneConfig, PretrainConfig, find_size_switch_step, parse_overrides
+from mlimages.train.state import build_schedule
+
+from tests.pipelines import load_pipeline
 
 from .fakes import write_tiny_params
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_pipeline(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "pipelines" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_parse_overrides_accepts_mlflow_style_arguments():
@@ -56,3 +53,37 @@ def test_entry_point_reports_bad_input_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         pretrain.main(["--train", "x", "--val", "x", "--out", "o", "--params", str(params), "--stepz", "3"])
     assert "unknown key(s) stepz" in capsys.readouterr().err
+
+
+def test_repository_params_sections_load():
+    params = REPO / "params.yaml"
+    pretrain = load_params("pretrain", PretrainConfig, params)
+    finetune = load_params("finetune", FinetuneConfig, params)
+    assert pretrain.depth in (50, 101, 152) and finetune.depth == pretrain.depth
+    assert pretrain.area_range[0] >= 0.7 and finetune.area_range[0] < pretrain.area_range[0]
+    assert finetune.final_size > finetune.image_size
+
+
+def test_paper_params_are_the_papers_recipe():
+    params = REPO / "params-paper.yaml"
+    pretrain = load_params("pretrain", PretrainConfig, params)
+    assert (pretrain.depth, pretrain.width_multiplier, pretrain.image_size) == (101, 1.0, 224)
+    assert pretrain.batch_size == 256 and pretrain.loss == "adaptive"
+    assert (pretrain.pos_weight, pretrain.mask_thres, pretrain.neg_select) == (12.0, 0.7, 0.1)
+    assert pretrain.steps == 550_000 and pretrain.epochs is None and pretrain.bn_momentum == 0.997
+    schedule = build_schedule(pretrain, pretrain.steps)  # the released script's rates
+    rates = [float(schedule(step)) for step in (0, 4400, 35_199, 35_200, 110_001, 220_001)]
+    assert rates == pytest.approx([0.01, 0.01297, 0.01 * 1.297 ** 7, 0.08, 0.008, 0.0008], rel=1e-4)
+    finetune = load_params("finetune", FinetuneConfig, params)
+    assert (finetune.depth, finetune.image_size, finetune.final_size) == (101, 224, 299)
+    assert finetune.area_range == (0.05, 1.0)
+    assert float(build_schedule(finetune, finetune.steps)(150_001)) == pytest.approx(0.01)
+    assert load_params("evaluate", EvaluateConfig, params).sizes == (224, 299)
+    assert load_params("registry", RegistryConfig, params).finetuned_metric == "top1_224"
+
+
+def test_a_section_missing_a_key_is_an_error_naming_it(tmp_path):
+    text = (REPO / "params-paper.yaml").read_text(encoding="utf-8").replace("  momentum: 0.9\n", "", 1)
+    (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="pretrain.momentum: missing required key"):
+        load_params("pretrain", PretrainConfig, tmp_path / "params.yaml")

@@ -11,10 +11,11 @@ import tensorflow as tf
 from PIL import Image
 
 from mlimages.data import preprocess
-from mlimages.data.pipeline import InputConfig, dense_targets, list_record_files, make_dataset
+from mlimages.data.pipeline import InputConfig, dense_targets, make_dataset
 from mlimages.errors import InputError
+from mlimages.records.index import list_record_files
 
-from .fakes import NUM_CLASSES, write_records
+from tests.train.fakes import NUM_CLASSES, write_records
 
 
 def encode(array: np.ndarray, fmt: str) -> bytes:

@@ -8,7 +8,7 @@ import pytest
 
 from mlimages.cli import main
 
-from .conftest import CLASS_NAMES
+from tests.tracking_fixtures import CLASS_NAMES
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 from mlimages.annotations import read_annotations
-from mlimages.records.reader import iter_records, list_shards, read_index
+from mlimages.records.index import list_shards, read_index
+from mlimages.records.reader import iter_records
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TINY_DEMO = {
     "seed": 3, "image_size": 32, "train_images": 24, "val_images": 8, "min_objects": 2, "max_objects": 3,

@@ -7,11 +7,18 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from mlimages.tracking import registry
+from mlimages.config import load_params
 from mlimages.errors import InputError
+from mlimages.tracking import registry
+from mlimages.tracking.champion import record_evaluation
 from mlimages.tracking.registry import RegistryConfig
+from mlimages.tracking.versions import resolve_versions
 
-from .conftest import build_tiny_classifier
+from tests.tracking_fixtures import build_tiny_classifier
+
+
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+REGISTRY = load_params("registry", RegistryConfig, PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +35,18 @@ def aliases(name: str) -> dict[str, str]:
 def test_champion_moves_only_when_beaten(tracking_store, keras_file, single_records):
     name = "tiny-champion-imagenet"
     classes = single_records.parent / "classes.tsv"
-    v1 = registry.register_keras_model(keras_file, name, classes_file=classes)
+    v1 = registry.register_keras_model(keras_file, name, config=REGISTRY, classes_file=classes)
     assert aliases(name) == {"candidate": str(v1.version)}
-    assert registry.record_evaluation(name, v1.version, {"top1_224": 0.50}, "test protocol", "top1_224")
-    v2 = registry.register_keras_model(keras_file, name, classes_file=classes)
+    assert record_evaluation(name, v1.version, {"top1_224": 0.50}, "test protocol", "top1_224")
+    v2 = registry.register_keras_model(keras_file, name, config=REGISTRY, classes_file=classes)
     assert aliases(name) == {"candidate": str(v2.version), "champion": str(v1.version)}
-    assert not registry.record_evaluation(name, v2.version, {"top1_224": 0.40}, "test protocol", "top1_224")
-    assert not registry.record_evaluation(name, v2.version, {"top1_224": 0.50}, "test protocol", "top1_224")  # tie
+    assert not record_evaluation(name, v2.version, {"top1_224": 0.40}, "test protocol", "top1_224")
+    assert not record_evaluation(name, v2.version, {"top1_224": 0.50}, "test protocol", "top1_224")  # tie
     assert aliases(name)["champion"] == str(v1.version)
-    assert registry.record_evaluation(name, v2.version, {"top1_224": 0.55}, "test protocol", "top1_224")
+    assert record_evaluation(name, v2.version, {"top1_224": 0.55}, "test protocol", "top1_224")
     assert aliases(name) == {"candidate": str(v2.version), "champion": str(v2.version)}
     # Re-evaluating the champion itself keeps it champion even if its number drops.
-    assert registry.record_evaluation(name, v2.version, {"top1_224": 0.45}, "test protocol", "top1_224")
+    assert record_evaluation(name, v2.version, {"top1_224": 0.45}, "test protocol", "top1_224")
     version = mlflow.MlflowClient().get_model_version(name, v2.version)
     assert version.tags["eval.top1_224"] == "0.45" and version.tags["eval.protocol"] == "test protocol"
     assert "| top1_224 | 0.45 |" in version.description and "Protocol: test protocol" in version.description
@@ -47,13 +54,13 @@ def test_champion_moves_only_when_beaten(tracking_store, keras_file, single_reco
 
 
 def test_missing_champion_metric_is_a_params_error(tracking_store, keras_file):
-    version = registry.register_keras_model(keras_file, "tiny-metric-imagenet")
+    version = registry.register_keras_model(keras_file, "tiny-metric-imagenet", config=REGISTRY)
     with pytest.raises(InputError, match="registry"):
-        registry.record_evaluation("tiny-metric-imagenet", version.version, {"top1_299": 0.5}, "p", "top1_224")
+        record_evaluation("tiny-metric-imagenet", version.version, {"top1_299": 0.5}, "p", "top1_224")
 
 
 def test_register_keras_model_names_default_to_indices_and_task_from_name(tracking_store, keras_file):
-    version = registry.register_keras_model(keras_file, "tiny-resnet50-ml")
+    version = registry.register_keras_model(keras_file, "tiny-resnet50-ml", config=REGISTRY)
     assert version.tags["mlimages.task"] == "pretrain"
     assert "multi-label" in version.description and "Not evaluated yet" in version.description
     model = mlflow.pyfunc.load_model(f"models:/tiny-resnet50-ml/{version.version}")
@@ -61,27 +68,30 @@ def test_register_keras_model_names_default_to_indices_and_task_from_name(tracki
 
 
 def test_names_come_from_params_with_depth():
-    config = RegistryConfig()
+    config = REGISTRY
     assert config.model_name("pretrain", 101) == "mlimages-resnet101-ml"
     assert config.model_name("finetune", 50) == "mlimages-resnet50-imagenet"
     assert config.champion_metric("pretrain") == "map_all"
 
 
-def test_resolve_versions_rejects_unknown_uris(tracking_store):
+def test_resolve_versions_rejects_unknown_uris_and_registers_nothing(tracking_store):
     with pytest.raises(InputError, match="no such"):
-        registry.resolve_versions("models:/does-not-exist/1", RegistryConfig())
-    with pytest.raises(InputError):
-        registry.resolve_versions("runs:/0123456789abcdef0123456789abcdef", RegistryConfig())
+        resolve_versions("models:/does-not-exist/1")
+    with pytest.raises(InputError, match="expected models:/"):
+        resolve_versions("runs:/0123456789abcdef0123456789abcdef")
+    with pytest.raises(InputError, match="no such run"):
+        registry.register_checkpoints("runs:/0123456789abcdef0123456789abcdef", REGISTRY)
 
 
 def test_registry_list_prints_versions_side_by_side(tracking_store, keras_file, single_records, capsys):
     from mlimages.cli import main
 
     name = "mlimages-resnet18-imagenet"
-    version = registry.register_keras_model(keras_file, name, classes_file=single_records.parent / "classes.tsv")
-    registry.record_evaluation(name, version.version, {"top1_224": 0.7812, "top5_224": 0.9451, "top1_299": 0.8073},
+    version = registry.register_keras_model(keras_file, name, config=REGISTRY,
+                                            classes_file=single_records.parent / "classes.tsv")
+    record_evaluation(name, version.version, {"top1_224": 0.7812, "top5_224": 0.9451, "top1_299": 0.8073},
                                "p", "top1_224")
-    assert main(["registry", "list", "--params", str(Path(__file__).resolve().parents[2] / "params.yaml")]) == 0
+    assert main(["registry", "list", "--params", str(PARAMS)]) == 0
     out = capsys.readouterr().out
     header, rule, *rows = out.strip().splitlines()
     assert header.split()[:3] == ["model", "version", "checkpoint"]

@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 
 from mlimages.tracking import registry, serving
 
-from .conftest import CLASS_NAMES, build_tiny_classifier, make_50_megapixel_jpeg
+from tests.tracking_fixtures import CLASS_NAMES, build_tiny_classifier, make_50_megapixel_jpeg, registry_config
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,8 @@ def test_wrong_column_is_named(model, fixture_photo):
 def test_multi_label_model_returns_tags_above_threshold(tracking_store, multi_records, tmp_path, fixture_photo):
     path = tmp_path / "ml.keras"
     build_tiny_classifier(4, seed=3).save(path)
-    version = registry.register_keras_model(path, "tiny-serve-ml", classes_file=multi_records.parent / "classes.tsv")
+    version = registry.register_keras_model(path, "tiny-serve-ml", classes_file=multi_records.parent / "classes.tsv",
+                                            config=registry_config())
     model = mlflow.pyfunc.load_model(f"models:/tiny-serve-ml/{version.version}")
     frame = pd.DataFrame({"image": [fixture_photo]})
     everything = model.predict(frame, params={"threshold": 0.0, "top_k": 10}).iloc[0]

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from .conftest import CLASS_NAMES, make_50_megapixel_jpeg
+from tests.tracking_fixtures import CLASS_NAMES, make_50_megapixel_jpeg
 
 START_TIMEOUT_S = 150
 

@@ -21,7 +21,7 @@ from mlimages.errors import InputError
 from mlimages.hierarchy import load_hierarchy
 from mlimages.lists import merge_labels
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TINY = DemoConfig(image_size=32, train_images=16, val_images=4, finetune_train_per_class=2, finetune_val_per_class=1)
 
 

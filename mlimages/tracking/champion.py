@@ -1,0 +1,55 @@
+"""Evaluation results on registered versions, and the `champion` alias that follows the best one.
+
+A version's metrics are its tags (``eval.<metric>``, ``eval.protocol``), so the registry UI, the
+model card and `mlimages registry list` all show the same numbers. `champion` moves to a version
+only when it beats the current champion on the metric named in params (`registry:`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from mlimages.errors import InputError
+from mlimages.tracking.model_card import refresh_model_card
+from mlimages.tracking.names import CHAMPION, EVAL_PREFIX, PROTOCOL_TAG
+
+_log = logging.getLogger(__name__)
+
+
+def record_evaluation(name: str, version: str, metrics: dict[str, float], protocol: str,
+                      metric: str) -> bool:
+    """Put evaluation results on a version (tags and model card) and move `champion` if it wins.
+
+    Returns:
+        True when the version is (now) the champion.
+    """
+    client = mlflow.MlflowClient()
+    for key, value in metrics.items():
+        client.set_model_version_tag(name, version, f"{EVAL_PREFIX}{key}", f"{value:.6g}")
+    client.set_model_version_tag(name, version, PROTOCOL_TAG, protocol)
+    if metric not in metrics:
+        raise InputError(f"metric {metric!r} was not computed; computed: {', '.join(sorted(metrics))}",
+                         "registry: pretrained_metric / finetuned_metric")
+    won = update_champion(name, version, metric)
+    refresh_model_card(name, version)
+    return won
+
+
+def update_champion(name: str, version: str, metric: str) -> bool:
+    """Move `champion` to `version` if there is none or it beats the champion on `metric` (strictly)."""
+    client = mlflow.MlflowClient()
+    value = float(client.get_model_version(name, version).tags[f"{EVAL_PREFIX}{metric}"])
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    if current is not None and str(current.version) != str(version):
+        best = current.tags.get(f"{EVAL_PREFIX}{metric}")
+        if best is not None and value <= float(best):
+            return False
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    _log.info("%s: champion is now version %s (%s = %.4f)", name, version, metric, value)
+    return True

@@ -1,0 +1,92 @@
+"""Evaluate registered versions and record the results in MLflow and the registry.
+
+The numbers come from the pure protocol (`mlimages.evaluate.evaluate_records`); this module only
+decides which versions to evaluate and where each result goes: the evaluation run (metrics at
+the checkpoint's step), the serving and checkpoint LoggedModels (the UI's model view compares
+them), the version's tags and model card, the `champion` alias, and a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from mlimages.evaluate import EvaluateConfig, evaluate_records
+from mlimages.tasks import FINETUNE, PRETRAIN
+from mlimages.tracking.champion import record_evaluation
+from mlimages.tracking.names import CHECKPOINT_TAG, PROTOCOL_TAG, SERVING_MODEL_TAG, STEP_TAG, TASK_TAG
+from mlimages.tracking.pretrained import load_source_model
+from mlimages.tracking.registry import RegistryConfig, register_checkpoints
+from mlimages.tracking.runs import log_dataset_input
+from mlimages.tracking.versions import names_checkpoints, resolve_versions
+
+DEFAULT_RECORDS = {PRETRAIN: "data/tfrecords/ml-images/val", FINETUNE: "data/tfrecords/imagenet/val"}
+
+_log = logging.getLogger(__name__)
+
+
+def evaluate_uri(model_uri: str, config: EvaluateConfig, registry_config: RegistryConfig,
+                 records: str | None = None, trainable=None) -> list[dict]:
+    """Evaluate every version `model_uri` names, inside the active MLflow run.
+
+    Args:
+        model_uri: checkpoints to register first (``runs:/RUN_ID``, a checkpoint's ``models:/m-ID``)
+            or registered versions (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, a serving model).
+        config: evaluation settings.
+        registry_config: names and champion metrics.
+        records: record folder; default by task (`DEFAULT_RECORDS`).
+        trainable: trainable class indices for multi-label metrics, or None.
+
+    Returns:
+        One dict per version: name, version, step, task, records, protocol, metrics, champion.
+    """
+    if names_checkpoints(model_uri):
+        versions = register_checkpoints(model_uri, registry_config)
+    else:
+        versions = resolve_versions(model_uri)
+    results = []
+    for version in versions:
+        results.append(evaluate_version(version, config, registry_config, records, trainable))
+        shown = {k: round(v, 4) for k, v in results[-1]["metrics"].items() if not k.startswith("classes_")}
+        _log.info("%s version %s: %s", version.name, version.version, shown)
+    return results
+
+
+def evaluate_version(version, config: EvaluateConfig, registry_config: RegistryConfig, records: str | None,
+                     trainable) -> dict:
+    """Evaluate one ModelVersion and record the results everywhere (see the module docstring)."""
+    task = version.tags.get(TASK_TAG, FINETUNE)
+    step = int(version.tags.get(STEP_TAG, 0))
+    folder = records or DEFAULT_RECORDS[task]
+    model = load_source_model(f"models:/{version.name}/{version.version}")
+    values, protocol, count = evaluate_records(model, folder, config, trainable if task == PRETRAIN else None)
+    finite = {k: v for k, v in values.items() if np.isfinite(v)}
+    for model_id in {version.tags.get(SERVING_MODEL_TAG, ""), version.tags.get(CHECKPOINT_TAG, "")}:
+        if model_id.startswith("m-"):
+            mlflow.log_metrics({f"eval_{k}": v for k, v in finite.items()}, step=step, model_id=model_id)
+    mlflow.set_tags({f"evaluated.{version.name}": str(version.version), PROTOCOL_TAG: protocol})
+    log_dataset_input(folder, context="eval")
+    champion = record_evaluation(version.name, version.version, finite, protocol,
+                                 registry_config.champion_metric(task))
+    return {"name": version.name, "version": int(version.version), "step": step, "task": task, "records": str(folder),
+            "images": count, "protocol": protocol, "metrics": values, "champion": champion}
+
+
+def write_results(results: list[dict], model_uri: str, path: str | Path) -> None:
+    """The JSON metrics file (a DVC/CI-friendly copy of what went to MLflow); NaN becomes null."""
+
+    def finite(value):
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(finite({"model_uri": model_uri, "results": results}), indent=2)
+    Path(path).write_text(text + "\n", encoding="utf-8")
