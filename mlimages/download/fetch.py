@@ -153,6 +153,8 @@ class Fetcher:
             except requests.RequestException as error:
                 raise classify_request_error(error, clock) from None
             with response:
+                if clock.expired:  # the shutdown cut the headers short, and they parsed as complete
+                    raise FetchError("timeout", past_deadline(clock, "headers"), response.status_code)
                 try:
                     check_response(response, config)
                 except FetchError:
@@ -168,7 +170,7 @@ def classify_request_error(error: Exception, clock: AttemptClock | None = None) 
     """Map a requests/urllib3 exception to a failure class (a timeout whenever the deadline cut it short)."""
     detail = f"{type(error).__name__}: {str(error)[:160]}"
     if clock is not None and clock.expired:
-        return FetchError("timeout", f"attempt not complete within deadline_s = {clock.seconds} s ({detail[:100]})")
+        return FetchError("timeout", f"{past_deadline(clock, 'request')} ({detail[:100]})")
     if isinstance(error, requests.TooManyRedirects):
         return FetchError("redirect_loop", detail)
     if isinstance(error, (requests.Timeout, urllib3.exceptions.TimeoutError)):
@@ -178,6 +180,10 @@ def classify_request_error(error: Exception, clock: AttemptClock | None = None) 
     if "NameResolutionError" in repr(error) or "getaddrinfo" in str(error):
         return FetchError("dns", detail)
     return FetchError("connection", detail)
+
+
+def past_deadline(clock: AttemptClock, part: str) -> str:
+    return f"{part} not complete within deadline_s = {clock.seconds:g} s"
 
 
 def check_response(response: requests.Response, config: DownloadConfig) -> None:
@@ -256,7 +262,7 @@ def read_body(response: requests.Response, config: DownloadConfig, clock: Attemp
     try:
         while True:
             if clock.expired:
-                raise FetchError("timeout", f"body not complete within {config.deadline_s} s", response.status_code)
+                raise FetchError("timeout", past_deadline(clock, "body"), response.status_code)
             chunk = response.raw.read1(CHUNK_BYTES, decode_content=True)
             if not chunk:
                 break
@@ -268,7 +274,7 @@ def read_body(response: requests.Response, config: DownloadConfig, clock: Attemp
         failure.http_status = response.status_code
         raise failure from None
     if clock.expired:  # the reaper's shutdown reads as an early end of the stream
-        raise FetchError("timeout", f"body not complete within {config.deadline_s} s", response.status_code)
+        raise FetchError("timeout", past_deadline(clock, "body"), response.status_code)
     if length.isdigit() and len(body) < int(length) and "Content-Encoding" not in response.headers:
         raise FetchError("connection", f"body ended after {len(body)} of {length} bytes", response.status_code)
     return body

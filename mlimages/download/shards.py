@@ -23,7 +23,7 @@ from mlimages.annotations import Annotation
 from mlimages.download.outcome import OK, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 
-FETCH, SKIP = "fetch", "skip"
+FETCH, SKIP, DUPLICATE = "fetch", "skip", "duplicate"
 SHARD_SUFFIXES = (".tar", ".jsonl", ".partial", ".tmp")
 
 
@@ -121,7 +121,7 @@ class Shard:
         return names
 
     def plan(self, line: int, key: str, annotation: Annotation) -> str:
-        """Decide what to do with one input line: `FETCH`, or `SKIP` (done, or recorded now).
+        """Decide what to do with one input line: `FETCH`, `SKIP` (done earlier), or `DUPLICATE` (recorded now).
 
         The run has already checked this shard's records against the list (`staleness.check_shard`),
         so a recorded line here has the list's source and labels.
@@ -131,6 +131,7 @@ class Shard:
         if first != line:
             if record is None or record["status"] != "duplicate":
                 self.record(duplicate_result(line, key, annotation, first))
+                return DUPLICATE
             return SKIP
         if record is None or is_retryable(record["status"]):
             return FETCH
