@@ -66,8 +66,8 @@ class Progress:
 
     def _set_postfix(self) -> None:
         rate = success_rate(self.groups[STORED], self.groups[FAILED])
-        self.bar.set_postfix(stored=self.groups[STORED], skipped=self.groups[SKIPPED], failed=self.groups[FAILED],
-                             ok=f"{100.0 * rate:.1f}%", refresh=False)
+        counts = {group: f"{self.groups[group]:,}" for group in GROUPS}  # strings: tqdm would print 2e+4
+        self.bar.set_postfix(counts, ok=f"{100.0 * rate:.1f}%", refresh=False)
 
     def _warn_if_failing(self, now: float) -> None:
         if len(self.recent) < self.recent.maxlen or now - self._last_warning < WARNING_INTERVAL_S:
