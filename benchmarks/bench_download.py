@@ -16,6 +16,9 @@
    decode, and the floor of any DCT-scaled decode: a 1/8-scale decode, which still reads every
    entropy-coded bit.
 3. Peak memory on a 200,000-line list of mostly failing URLs vs a list a tenth as long.
+
+`--part scale` runs the scale part instead (`download_scale`: worker processes, the default
+concurrency, adaptive host caps), into a section of its own.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runnable as a script
 from benchmarks.download_baseline import download_like_original  # noqa: E402
 from benchmarks.download_resize import bench_resize  # noqa: E402
+from benchmarks.download_scale import bench_cpu_bound, bench_latency, bench_one_host  # noqa: E402
+from benchmarks.download_scale import child_scale, render_scale  # noqa: E402
 from benchmarks.download_server import start_server, write_certificate  # noqa: E402
 from benchmarks.report import markdown_table, write_section  # noqa: E402
 from mlimages.download import DownloadConfig, download  # noqa: E402
@@ -208,6 +213,8 @@ def bench_memory(work: Path, photos: list[Path], lengths: list[int]) -> list[lis
 
 def main_child(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
+    if args.child == "scale":
+        return print(json.dumps(child_scale(args.list, args.out, json.loads(args.overrides), args.probe)))
     if args.child == "ours":
         result = measure(lambda: child_ours(args.list, args.out, args.concurrency, args.max_side))
     else:
@@ -220,7 +227,11 @@ def main_child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer URLs and images (about two minutes)")
-    parser.add_argument("--child", choices=["ours", "baseline", "baseline-joined"], help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=["original", "scale"], default="original",
+                        help="original: against the original design; scale: processes, defaults, adaptive caps")
+    parser.add_argument("--child", choices=["ours", "baseline", "baseline-joined", "scale"], help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--list", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=16, help=argparse.SUPPRESS)
@@ -228,6 +239,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return main_child(args)
+    if args.part == "scale":
+        return main_scale(args.quick)
     count, concurrency = (400, 16) if args.quick else (2000, 16)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -239,6 +252,22 @@ def main() -> None:
              "load": os.getloadavg()[1]}
     command = "python -m benchmarks.bench_download" + (" --quick" if args.quick else "")
     write_section("download", "Downloader", command, render(setup, mix, resize, memory))
+
+
+def main_scale(quick: bool) -> None:
+    cpu_count, latency_count, one_host_count = (3000, 1000, 1500) if quick else (20_000, 4000, 3000)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        small = [make_photo(mp, i, work / f"small_{mp}mp.jpg") for i, mp in enumerate([0.05, 0.1, 0.2, 0.3, 0.5])]
+        cpu = bench_cpu_bound(work, small, cpu_count, run_child)
+        photos = make_photos(work, quick)
+        latency = bench_latency(work, photos, latency_count, make_mix, latency_bound_s, run_child)
+        one_host = bench_one_host(work, photos, one_host_count, quick, run_child)
+    setup = {"quick": quick, "cpu_count": cpu_count, "latency_count": latency_count, "load_before": load_before,
+             "load_after": os.getloadavg()[0], "cpu_photos": "0.05-0.5 MP generated JPEGs"}
+    command = "python -m benchmarks.bench_download --part scale" + (" --quick" if quick else "")
+    write_section("download-scale", "Downloader at scale", command, render_scale(setup, cpu, latency, one_host))
 
 
 def render(setup: dict, mix: list[list], resize: list[list], memory: list[list]) -> str:

@@ -4,8 +4,10 @@ A fixed cap is wrong both ways: a CDN or an image mirror answers hundreds of req
 while a small site that starts timing out deserves fewer. So each host's cap moves between a
 floor and a ceiling on what its answers say:
 
-- a clean, quick answer while the host is using its whole cap adds `1 / cap` (about one slot per
-  round of `cap` answers, so growth is linear in round trips, never a burst);
+- a clean, quick answer while the host is using its whole cap adds one slot until the host's first
+  cut (slow start: the cap doubles every round trip, so a big host reaches its ceiling in a few
+  round trips instead of one slot per round trip), and `1 / cap` after it (about one slot per round
+  of `cap` answers: probing gently near the level where trouble began);
 - `429` / `503` (the host said "too much") halves the cap at once;
 - timeouts, connection errors and other 5xx halve it only when they are a real share of the
   host's recent answers (`TROUBLE_COUNT` of the last `WINDOW`): a few URLs of a healthy host that
@@ -40,6 +42,7 @@ class AdaptiveCap:
     ceiling: int
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
     last_cut_s: float = -CUT_INTERVAL_S
+    slow_start: bool = True
 
     @property
     def slots(self) -> int:
@@ -57,13 +60,14 @@ class AdaptiveCap:
         elif signal in (CLEAN, SLOW):
             self.recent.append(False)
             if signal == CLEAN and in_flight + 1 >= self.slots:  # growing a cap the host does not use proves nothing
-                self.value = min(float(self.ceiling), self.value + 1.0 / max(1.0, self.value))
+                step = 1.0 if self.slow_start else 1.0 / max(1.0, self.value)
+                self.value = min(float(self.ceiling), self.value + step)
 
     def _cut(self) -> None:
         now = time.monotonic()
         if now - self.last_cut_s < CUT_INTERVAL_S:
             return
-        self.last_cut_s = now
+        self.last_cut_s, self.slow_start = now, False
         self.value = max(float(self.floor), self.value / 2)
         self.recent.clear()
 
