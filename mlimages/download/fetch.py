@@ -86,9 +86,11 @@ class Fetcher:
         try:
             data, status = self._fetch_in_slot(source, host, on_start)
             return Fetched(data, attempt, status)
-        except HostPaused as paused:  # fail fast (retryable, next run) instead of waiting out a long pause
+        except HostPaused as paused:  # not requested: the line waits out the pause in the retry queue, not a worker
             error = FetchError("rate_limited", f"host asked for a pause, {paused.seconds:.0f} s left; not requested")
             error.attempts = attempt - 1
+            if paused.seconds <= self.config.max_retry_after_s:  # else give up for this run (retried on the next)
+                error.retry_in_s = paused.seconds + random.uniform(0.0, 1.0)  # spread the lines out after the pause
             raise error from None
         except FetchError as error:
             error.attempts = attempt
@@ -96,7 +98,7 @@ class Fetcher:
             raise
 
     def _fetch_in_slot(self, url: str, host: str, on_start: Callable[[Ticket | None], None]) -> tuple[bytearray, int]:
-        ticket = self.gate.acquire(host, max_pause_s=self.config.max_retry_after_s)
+        ticket = self.gate.acquire(host, max_pause_s=0.0)  # a worker never sleeps through a host's pause
         start, signal = time.monotonic(), NEUTRAL
         try:
             on_start(ticket)
