@@ -59,8 +59,11 @@ def test_host_cap_rises_while_fast_and_falls_on_trouble_never_above_max(server, 
     seen = [active for _, active, _ in counter.arrivals]
     assert max(seen) <= 6  # never above per_host_concurrency_max, from a start of 2
     assert max(active for _, active, number in counter.arrivals if number <= 150) >= 5  # it rose while fast
-    late = [active for at, active, number in counter.arrivals if number > 150 and at > counter.turned_bad_at + 1.2]
-    assert late and max(late) <= 3  # and fell once the host answered 503 or stalled
+    settle_s = 0.3 if bad == "503" else 1.2  # a 503 cuts at once; timeouts once they are a share of the answers
+    late = [active for at, active, number in counter.arrivals if number > 150 and at > counter.turned_bad_at + settle_s]
+    # ...and fell once the host answered 503 or stalled: halved (6 -> 3), growing back by a fraction per clean
+    # answer; one more is allowed for a stalled request the client dropped just before the server noticed
+    assert late and max(late) <= 4 and sum(late) / len(late) <= 3
     assert outcome.report["stored"] == 150 and outcome.report["failed"] == len(sources) - 150
 
 
