@@ -32,7 +32,7 @@ class BudgetManager(BaseManager):
 
 
 BudgetManager.register(
-    "HostBudget", HostBudget, exposed=("acquire", "release", "forget_owner", "back_off", "pause_s", "cap")
+    "HostBudget", HostBudget, exposed=("acquire", "release", "release_many", "forget_owner", "back_off", "pause_s", "cap")
 )
 
 

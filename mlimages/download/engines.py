@@ -151,7 +151,7 @@ def work_in_process(tasks: list[ShardTask], budget, events, stop, parent_pid: in
     root.setLevel(logging.INFO)
     config = tasks[0].settings.config
     sender = ProgressSender(events)
-    gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=budget)
+    gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=budget, batch_releases=True)
     try:
         tally = run_tasks(tasks, Services(gate, sender, StopLine(stop)))
         sender.flush()

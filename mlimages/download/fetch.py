@@ -1,7 +1,9 @@
 """Fetch the bytes of one source: HTTP with a total deadline and retries, or a local file.
 
-Each worker thread keeps its own `requests.Session`, so connections to a host are reused without
-sharing a pool between threads. Every attempt runs under an `AttemptClock`: its sockets (each
+The workers of a process share one `requests.Session`: urllib3's pools are thread-safe and lend a
+connection to one request at a time, so every worker reuses a host's open connections (a session
+per thread opened a connection per thread and host: with a hundred workers, most requests paid a
+new TCP and TLS handshake). Every attempt runs under an `AttemptClock`: its sockets (each
 redirect hop's too) are shut down at `deadline_s`, so no attempt outlives the deadline whatever
 the server does, headers dripped a byte a second included (see `deadline` for why this holds).
 The host slot is held only around the request, and its outcome adapts the host's cap
@@ -16,7 +18,6 @@ from __future__ import annotations
 import email.utils
 import random
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -35,6 +36,7 @@ from mlimages.download.outcome import FetchError
 from mlimages.download.sources import is_local, read_local, resolve_local_path
 
 CHUNK_BYTES = 64 * 1024
+POOLED_HOSTS = 256  # hosts whose idle connections are kept (least recently used dropped first)
 DRAIN_BYTES = 64 * 1024  # error bodies up to this size are read so the connection can be reused
 NOAI_TOKENS = {"noai", "noimageai"}
 THROTTLING = (429, 503)  # statuses that pause the whole host for `host_backoff_s` (or its Retry-After)
@@ -64,7 +66,7 @@ class Fetcher:
     def __init__(self, config: DownloadConfig, gate: HostGate):
         self.config = config
         self.gate = gate
-        self._local = threading.local()
+        self._session = self._make_session()
         self._slow_s = config.read_timeout_s / 2  # an answer slower than this does not grow its host's cap
 
     def fetch(self, source: str, attempt: int = 1, on_start: Callable[[Ticket | None], None] = _no_op) -> Fetched:
@@ -131,16 +133,15 @@ class Fetcher:
         delay_s = min(config.backoff_max_s, config.backoff_base_s * 2 ** (attempt - 1))
         return delay_s * random.uniform(0.5, 1.5)
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            adapter = DeadlineAdapter(pool_connections=16, pool_maxsize=4, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers["User-Agent"] = self.config.user_agent
-            session.max_redirects = self.config.max_redirects
-            self._local.session = session
+    def _make_session(self) -> requests.Session:
+        """One session for all workers of the process; its pools keep up to a host's largest cap of connections."""
+        session = requests.Session()
+        adapter = DeadlineAdapter(pool_connections=POOLED_HOSTS, pool_maxsize=self.config.per_host_concurrency_max,
+                                  max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = self.config.user_agent
+        session.max_redirects = self.config.max_redirects
         return session
 
     def _fetch_http(self, url: str) -> tuple[bytearray, int]:
@@ -151,7 +152,7 @@ class Fetcher:
         timeout = (config.connect_timeout_s, min(config.read_timeout_s, config.deadline_s))
         try:
             try:
-                response = self._session().get(url, stream=True, timeout=timeout)
+                response = self._session.get(url, stream=True, timeout=timeout)
             except requests.RequestException as error:
                 raise classify_request_error(error, clock) from None
             with response:

@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import math
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -82,6 +83,11 @@ class HostBudget:
             self._caps[host].on_answer(signal, self._active[host])
             self._waiters[host].notify_all()
 
+    def release_many(self, releases: list[tuple[int, str]]) -> None:
+        """`release` for each (ticket, signal): one call for a batch, when the budget is in another process."""
+        for ticket, signal in releases:
+            self.release(ticket, signal)
+
     def forget_owner(self, owner: int) -> int:
         """Free every slot held by `owner` (a worker process that died) and refuse it new ones; returns the count."""
         with self._lock:
@@ -125,14 +131,22 @@ class HostGate:
         per_host: the most requests in flight to one host (fixed) when no `budget` is given.
         total: the most requests in flight from this process over all hosts; None for no cap.
         budget: the run's budget (shared across processes through the coordinator).
+        batch_releases: give host slots back from a background thread, in batches: with the budget in
+            another process, a release is a round trip the worker need not wait for (the slot is
+            held a few milliseconds longer, never shorter).
     """
 
-    def __init__(self, per_host: int, total: int | None = None, budget: HostBudget | None = None):
+    def __init__(self, per_host: int, total: int | None = None, budget: HostBudget | None = None,
+                 batch_releases: bool = False):
         self.budget = budget if budget is not None else HostBudget(per_host, per_host, per_host)
         self._total = total
         self._condition = threading.Condition()
         self._active_total = 0
         self._owner = os.getpid()
+        self._releases: queue.SimpleQueue | None = None
+        if batch_releases:
+            self._releases = queue.SimpleQueue()
+            threading.Thread(target=self._send_releases, name="download-releases", daemon=True).start()
 
     def acquire(self, host: str, max_pause_s: float = math.inf) -> Ticket:
         """Take a slot of `host`, then one of the process's cap.
@@ -158,7 +172,20 @@ class HostGate:
             ticket.released = True
             self._active_total -= 1
             self._condition.notify()
-        self.budget.release(ticket.number, signal)
+        if self._releases is not None:
+            self._releases.put((ticket.number, signal))
+        else:
+            self.budget.release(ticket.number, signal)
+
+    def _send_releases(self) -> None:
+        while True:
+            batch = [self._releases.get()]
+            while True:
+                try:
+                    batch.append(self._releases.get_nowait())
+                except queue.Empty:
+                    break
+            self.budget.release_many(batch)
 
     @contextlib.contextmanager
     def slot(self, host: str, max_pause_s: float = math.inf) -> Iterator[Ticket]:
