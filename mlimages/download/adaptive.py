@@ -11,7 +11,9 @@ floor and a ceiling on what its answers say:
 - `429` / `503` (the host said "too much") halves the cap at once;
 - timeouts, connection errors and other 5xx halve it only when they are a real share of the
   host's recent answers (`TROUBLE_COUNT` of the last `WINDOW`): a few URLs of a healthy host that
-  never answer are the URLs' fault, and halving on each of them would pin a big host at the floor;
+  never answer are the URLs' fault, and halving on each of them would pin a big host at the floor
+  (a retry of a URL that failed before says nothing new about its host: the fetch reports it as
+  neutral, else the last silent URLs of a run would halve their host down to the floor);
 - cuts are at least `CUT_INTERVAL_S` apart: requests already in flight when trouble began report
   it too, and one episode must not count as many.
 """

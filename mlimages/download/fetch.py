@@ -27,7 +27,7 @@ import requests
 import urllib3
 
 from mlimages.download import deadline
-from mlimages.download.adaptive import NEUTRAL, signal_of
+from mlimages.download.adaptive import NEUTRAL, TROUBLE, signal_of
 from mlimages.download.config import DownloadConfig
 from mlimages.download.connection import DeadlineAdapter
 from mlimages.download.deadline import AttemptClock
@@ -86,7 +86,7 @@ class Fetcher:
             return Fetched(read_local(path, self.config.max_body_bytes), attempt, None)
         host = urlsplit(source).hostname or ""
         try:
-            data, status = self._fetch_in_slot(source, host, on_start)
+            data, status = self._fetch_in_slot(source, host, on_start, attempt)
             return Fetched(data, attempt, status)
         except HostPaused as paused:  # not requested: the line waits out the pause in the retry queue, not a worker
             error = FetchError("rate_limited", f"host asked for a pause, {paused.seconds:.0f} s left; not requested")
@@ -99,7 +99,8 @@ class Fetcher:
             error.retry_in_s = self._retry_delay_s(error, attempt)
             raise
 
-    def _fetch_in_slot(self, url: str, host: str, on_start: Callable[[Ticket | None], None]) -> tuple[bytearray, int]:
+    def _fetch_in_slot(self, url: str, host: str, on_start: Callable[[Ticket | None], None],
+                       attempt: int) -> tuple[bytearray, int]:
         ticket = self.gate.acquire(host, max_pause_s=0.0)  # a worker never sleeps through a host's pause
         start, signal = time.monotonic(), NEUTRAL
         try:
@@ -109,6 +110,8 @@ class Fetcher:
             return data, status
         except FetchError as error:
             signal = signal_of(error.reason, error.http_status, time.monotonic() - start, self._slow_s)
+            if signal == TROUBLE and attempt > 1:
+                signal = NEUTRAL  # this URL failed before: news about the URL, not about its host's load
             self._pause_host(host, error)  # before the slot frees: no request slips in between
             raise
         finally:
