@@ -23,11 +23,6 @@ from mlimages.download.validate import make_stored_image
 
 log = logging.getLogger(__name__)
 
-# A line that finds its host paused waits out the pause in the retry queue; finding it paused again
-# (the host answered 429/503 once more) ends the line for this run as `rate_limited`, retried on the
-# next: a host that keeps refusing must not keep the run going at one request per pause.
-MAX_DEFERRALS = 1
-
 
 @dataclass
 class Feed:
@@ -84,10 +79,8 @@ def fetch_one(result: Result, start: Callable, fetcher: Fetcher, config: Downloa
     except FetchError as error:
         result.status, result.error = error.reason, error.detail
         result.http_status = error.http_status if error.http_status is not None else result.http_status
-        deferred = error.attempts == result.attempts  # not requested: its host was paused
         result.attempts = error.attempts if error.attempts is not None else result.attempts  # validation: the fetch's
-        result.deferrals += deferred
-        if error.retry_in_s is not None and result.deferrals <= MAX_DEFERRALS:
+        if error.retry_in_s is not None:
             result.retry_at_s = time.monotonic() + error.retry_in_s
     except Exception as error:  # a bug must cost one line, not the run
         log.warning("unexpected error on line %d: %r", result.line, error, exc_info=log.isEnabledFor(logging.DEBUG))

@@ -91,7 +91,9 @@ class Fetcher:
         except HostPaused as paused:  # not requested: the line waits out the pause in the retry queue, not a worker
             error = FetchError("rate_limited", f"host asked for a pause, {paused.seconds:.0f} s left; not requested")
             error.attempts = attempt - 1
-            if paused.seconds <= self.config.max_retry_after_s:  # else give up for this run (retried on the next)
+            # Give up for this run (retried on the next) when the pause is too long or the host refuses
+            # everything: a host answering only 503 must not keep the run going at a request per pause.
+            if paused.seconds <= self.config.max_retry_after_s and not paused.refusing:
                 error.retry_in_s = paused.seconds + random.uniform(0.0, 1.0)  # spread the lines out after the pause
             raise error from None
         except FetchError as error:

@@ -26,15 +26,21 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from mlimages.download.adaptive import NEUTRAL, AdaptiveCap
+from mlimages.download.adaptive import CLEAN, CONGESTED, NEUTRAL, SLOW, AdaptiveCap
+
+
+REFUSING_ANSWERS = 5  # a host whose last answers were all 429/503 is refusing this run
 
 
 class HostPaused(Exception):
-    """The host asked for a pause longer than the caller is willing to wait."""
+    """The host asked for a pause longer than the caller is willing to wait.
 
-    def __init__(self, seconds: float):
+    `refusing`: its last `REFUSING_ANSWERS` answers were all 429/503, not one URL's trouble.
+    """
+
+    def __init__(self, seconds: float, refusing: bool = False):
         super().__init__(f"host paused for {seconds:.0f} s more")
-        self.seconds = seconds
+        self.seconds, self.refusing = seconds, refusing
 
 
 class HostBudget:
@@ -51,26 +57,28 @@ class HostBudget:
         self._caps: dict[str, AdaptiveCap] = {}
         self._active: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
+        self._refusals: dict[str, int] = {}  # 429/503 answers since the host's last clean one
         self._tickets: dict[int, tuple[str, int]] = {}  # ticket -> (host, owner)
         self._dead: set[int] = set()
         self._ids = itertools.count(1)
 
-    def acquire(self, host: str, max_pause_s: float = math.inf, owner: int = 0) -> tuple[int | None, float]:
-        """Wait for a slot of `host`; returns (ticket, 0), or (None, seconds) when paused longer than `max_pause_s`."""
+    def acquire(self, host: str, max_pause_s: float = math.inf, owner: int = 0) -> tuple[int | None, float, bool]:
+        """Wait for a slot of `host`; returns (ticket, 0, False), or (None, seconds, refusing) when paused
+        longer than `max_pause_s` (`refusing`: see `HostPaused`)."""
         with self._lock:
             waiters = self._waiters.setdefault(host, threading.Condition(self._lock))
             cap = self._caps.setdefault(host, AdaptiveCap(float(self._start), self._floor, self._ceiling))
             while True:
                 wait_s = self._not_before.get(host, 0.0) - time.monotonic()
                 if wait_s > max_pause_s or owner in self._dead:
-                    return None, max(wait_s, 0.0)
+                    return None, max(wait_s, 0.0), self._refusals.get(host, 0) >= REFUSING_ANSWERS
                 if wait_s <= 0 and self._active.get(host, 0) < cap.slots:
                     break
                 waiters.wait(timeout=wait_s if wait_s > 0 else 1.0)
             self._active[host] = self._active.get(host, 0) + 1
             ticket = next(self._ids)
             self._tickets[ticket] = (host, owner)
-            return ticket, 0.0
+            return ticket, 0.0, False
 
     def release(self, ticket: int, signal: str = NEUTRAL) -> None:
         """Free a slot and let its answer adapt the host's cap; a second release of a ticket is a no-op."""
@@ -81,6 +89,10 @@ class HostBudget:
             host = entry[0]
             self._active[host] -= 1
             self._caps[host].on_answer(signal, self._active[host])
+            if signal == CONGESTED:
+                self._refusals[host] = self._refusals.get(host, 0) + 1
+            elif signal in (CLEAN, SLOW):
+                self._refusals.pop(host, None)
             self._waiters[host].notify_all()
 
     def release_many(self, releases: list[tuple[int, str]]) -> None:
@@ -155,9 +167,9 @@ class HostGate:
             HostPaused: the host is paused for longer than `max_pause_s`, also when the pause
                 began while this caller was waiting.
         """
-        number, paused_s = self.budget.acquire(host, max_pause_s, self._owner)
+        number, paused_s, refusing = self.budget.acquire(host, max_pause_s, self._owner)
         if number is None:
-            raise HostPaused(paused_s)
+            raise HostPaused(paused_s, refusing)
         with self._condition:
             while self._total is not None and self._active_total >= self._total:
                 self._condition.wait()

@@ -104,7 +104,6 @@ class Result:
     height: int = 0
     started_s: float | None = None  # monotonic time of the first attempt
     retry_at_s: float | None = None  # set while the line waits for its next attempt
-    deferrals: int = 0  # times the line found its host paused and was not requested
 
     def status_record(self) -> dict:
         """The line written to the shard's NNNNN.jsonl status file."""
