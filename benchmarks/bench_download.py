@@ -16,6 +16,9 @@
    decode, and the floor of any DCT-scaled decode: a 1/8-scale decode, which still reads every
    entropy-coded bit.
 3. Peak memory on a 200,000-line list of mostly failing URLs vs a list a tenth as long.
+
+`--part scale` runs the scale part instead (`download_scale`: worker processes, the default
+concurrency, adaptive host caps), into a section of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import argparse
 import json
 import logging
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -33,78 +35,22 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runnable as a script
 from benchmarks.download_baseline import download_like_original  # noqa: E402
+from benchmarks.download_mixes import (  # noqa: E402
+    DEADLINE_S, MIXES, OURS_ATTEMPTS, OURS_BACKOFF_S, REPO, RTT_S, SETUP_RTTS, SLOW_S, latency_bound_s, make_mix,
+    make_photo, make_photos,
+)
 from benchmarks.download_resize import bench_resize  # noqa: E402
+from benchmarks.download_scale import bench_cpu_bound, bench_latency, bench_one_host  # noqa: E402
+from benchmarks.download_scale import child_scale, render_scale  # noqa: E402
 from benchmarks.download_server import start_server, write_certificate  # noqa: E402
 from benchmarks.report import markdown_table, write_section  # noqa: E402
 from mlimages.download import DownloadConfig, download  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared"))
-SHARED_PHOTOS = SHARED / "data" / "tencent-ml-images" / "images"
-RTT_S, SETUP_RTTS, SLOW_S, DEADLINE_S = 0.1, 2, 30.0, 2.0
-OURS_ATTEMPTS, OURS_BACKOFF_S = 2, 0.2  # ours retries a timeout once (it is retryable); the baseline never
 MEMORY_CONCURRENCY, MAX_BODY_MB = 16, DownloadConfig().max_body_bytes // 1_000_000  # bench_memory's run
 WORKERS = MEMORY_CONCURRENCY + (os.cpu_count() or 1)  # plus the default decode_workers, one per core
 BODY_BOUND = f"({MEMORY_CONCURRENCY} + {WORKERS - MEMORY_CONCURRENCY}) x {MAX_BODY_MB} MB = {WORKERS * MAX_BODY_MB} MB"
-MIXES = {  # 85% images and 15% 404s, then 2% of the lines turned into URLs that never answer
-    "no timeouts": "every URL answers; dead photos answer at once, as on the release's image host",
-    "spread": "the silent URLs scattered at random",
-    "clustered": "the silent URLs in one run of consecutive lines, as when a host is down",
-}
-
-
-def make_photo(megapixels: float, seed: int, path: Path) -> Path:
-    """A photo-like JPEG (smooth gradients plus grain) of about `megapixels`, 4:3."""
-    width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
-    height = width * 3 // 4
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = [127 + 100 * np.sin(x / (37 + 11 * c) + y / (53 + 7 * c) + seed) for c in range(3)]
-    pixels = np.stack(base, axis=-1) + rng.normal(0, 6, (height, width, 3)).astype(np.float32)
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
-    return path
-
-
-def make_photos(folder: Path, quick: bool) -> list[Path]:
-    sizes = [1, 4, 12] if quick else [1, 2, 4, 8, 12]
-    photos = [make_photo(mp, i, folder / f"gen_{mp}mp.jpg") for i, mp in enumerate(sizes)]
-    return photos + sorted(SHARED_PHOTOS.glob("*.jpg"))
-
-
-def make_mix(mix: str, count: int, seed: int = 0) -> list[str]:
-    """The kind of each line (`img`, `missing` or `slow`) of one of the `MIXES`."""
-    rng = random.Random(seed)
-    kinds = rng.choices(["img", "missing"], weights=[85, 15], k=count)
-    dead = count // 50
-    start = rng.randrange(count - dead)
-    positions = range(start, start + dead) if mix == "clustered" else rng.sample(range(count), dead)
-    for position in positions:
-        kinds[position] = "img" if mix == "no timeouts" else "slow"
-    return kinds
-
-
-def latency_bound_s(kinds: list[str], contender: str, concurrency: int) -> float:
-    """Seconds the round trips and timeouts alone impose on a contender (CPU taken as free).
-
-    The baseline opens a connection per URL and each thread runs its own slice, so its slowest
-    slice decides. Ours reuses connections (a timeout costs one, so each attempt after it pays the
-    handshakes again) and shares the work, so the total divides evenly over the workers; a line
-    waiting out its back-off holds no worker.
-    """
-    setup_s = SETUP_RTTS * RTT_S
-    if contender.startswith("baseline"):
-        cost = {"img": setup_s + RTT_S, "missing": setup_s + RTT_S, "slow": setup_s + DEADLINE_S}
-        size = -(-len(kinds) // concurrency)
-        return max(sum(cost[k] for k in kinds[i:i + size]) for i in range(0, len(kinds), size))
-    cost = {"img": RTT_S, "missing": RTT_S, "slow": OURS_ATTEMPTS * (DEADLINE_S + setup_s)}
-    return setup_s + sum(cost[k] for k in kinds) / concurrency  # each worker's first connection, then even shares
-
-
 def run_child(args: list[str], env: dict | None = None) -> dict:
     """Run one contender in a fresh process; it prints one JSON line of measurements."""
     result = subprocess.run([sys.executable, "-m", "benchmarks.bench_download", *args], cwd=REPO,
@@ -208,6 +154,8 @@ def bench_memory(work: Path, photos: list[Path], lengths: list[int]) -> list[lis
 
 def main_child(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
+    if args.child == "scale":
+        return print(json.dumps(child_scale(args.list, args.out, json.loads(args.overrides), args.probe)))
     if args.child == "ours":
         result = measure(lambda: child_ours(args.list, args.out, args.concurrency, args.max_side))
     else:
@@ -220,7 +168,11 @@ def main_child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer URLs and images (about two minutes)")
-    parser.add_argument("--child", choices=["ours", "baseline", "baseline-joined"], help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=["original", "scale"], default="original",
+                        help="original: against the original design; scale: processes, defaults, adaptive caps")
+    parser.add_argument("--child", choices=["ours", "baseline", "baseline-joined", "scale"], help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--list", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=16, help=argparse.SUPPRESS)
@@ -228,6 +180,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return main_child(args)
+    if args.part == "scale":
+        return main_scale(args.quick)
     count, concurrency = (400, 16) if args.quick else (2000, 16)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -239,6 +193,22 @@ def main() -> None:
              "load": os.getloadavg()[1]}
     command = "python -m benchmarks.bench_download" + (" --quick" if args.quick else "")
     write_section("download", "Downloader", command, render(setup, mix, resize, memory))
+
+
+def main_scale(quick: bool) -> None:
+    cpu_count, latency_count, one_host_count = (3000, 1000, 1500) if quick else (20_000, 2000, 3000)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        small = [make_photo(mp, i, work / f"small_{mp}mp.jpg") for i, mp in enumerate([0.05, 0.1, 0.2, 0.3, 0.5])]
+        cpu = bench_cpu_bound(work, small, cpu_count, run_child)
+        photos = make_photos(work, quick)
+        latency = bench_latency(work, photos, latency_count, make_mix, latency_bound_s, run_child)
+        one_host = bench_one_host(work, photos, one_host_count, quick, run_child)
+    setup = {"quick": quick, "cpu_count": cpu_count, "latency_count": latency_count, "load_before": load_before,
+             "load_after": os.getloadavg()[0], "cpu_photos": "0.05-0.5 MP generated JPEGs"}
+    command = "python -m benchmarks.bench_download --part scale" + (" --quick" if quick else "")
+    write_section("download-scale", "Downloader at scale", command, render_scale(setup, cpu, latency, one_host))
 
 
 def render(setup: dict, mix: list[list], resize: list[list], memory: list[list]) -> str:

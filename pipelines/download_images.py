@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mlimages.config import load_params
 from mlimages.download import DownloadConfig, download
+from mlimages.download.engines import WorkerDied
 from mlimages.errors import exit_on_input_error
 
 
@@ -37,12 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = load_params("download", DownloadConfig, args.params)
-    report = download(
-        args.list, args.out, args.report, config,
-        shard_index=args.shard_index, num_shards=args.num_shards,
-        retry_failures=args.retry_failures, force=args.force,
-    )
-    if report["lines"] and not report["ok"]:
+    try:
+        report = download(
+            args.list, args.out, args.report, config,
+            shard_index=args.shard_index, num_shards=args.num_shards,
+            retry_failures=args.retry_failures, force=args.force,
+        )
+    except WorkerDied as error:
+        logging.error("download incomplete: %s", error)
+        return 1
+    if report["lines"] and not report["stored"]:
         logging.error("no image could be stored (see %s/*.jsonl for why); is the network up?", args.out)
         return 1
     return 0

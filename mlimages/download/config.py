@@ -8,6 +8,7 @@ The others (concurrency, timeouts, retries) only change how fast and how politel
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 from mlimages.errors import InputError
@@ -32,9 +33,12 @@ class DownloadConfig:
     """Settings of the download stage; see params.yaml for the meaning of each field."""
 
     samples_per_shard: int = 1000
-    concurrency: int = 32
+    processes: int | None = None
+    concurrency: int = 128
     decode_workers: int | None = None
     per_host_concurrency: int = 8
+    per_host_concurrency_min: int = 2
+    per_host_concurrency_max: int = 64
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
     deadline_s: float = 30.0
@@ -60,9 +64,17 @@ class DownloadConfig:
     failure_window: int = 200
 
     def __post_init__(self):
-        for name in ("samples_per_shard", "concurrency", "per_host_concurrency", "max_attempts", "failure_window"):
+        for name in ("samples_per_shard", "concurrency", "per_host_concurrency", "per_host_concurrency_min",
+                     "per_host_concurrency_max", "max_attempts", "failure_window"):
             if getattr(self, name) < 1:
                 raise InputError(f"must be at least 1, got {getattr(self, name)}", f"params.yaml: download.{name}")
+        if self.processes is not None and self.processes < 1:
+            raise InputError(f"must be at least 1 (or null: one per CPU core), got {self.processes}",
+                             "params.yaml: download.processes")
+        if not self.per_host_concurrency_min <= self.per_host_concurrency <= self.per_host_concurrency_max:
+            raise InputError(
+                f"must lie between per_host_concurrency_min ({self.per_host_concurrency_min}) and "
+                f"per_host_concurrency_max ({self.per_host_concurrency_max})", "params.yaml: download.per_host_concurrency")
         if self.decode_workers is not None and self.decode_workers < 0:
             raise InputError(f"must be 0 or more (or null: one per CPU core), got {self.decode_workers}",
                              "params.yaml: download.decode_workers")
@@ -76,6 +88,11 @@ class DownloadConfig:
                 f"must exceed deadline_s + read_timeout_s (worst case per URL about {worst_s:.0f} s)",
                 "params.yaml: download.watchdog_s",
             )
+
+    @property
+    def process_count(self) -> int:
+        """Worker processes of the local engine: `processes`, or one per CPU core."""
+        return self.processes if self.processes is not None else os.cpu_count() or 1
 
     @property
     def limits(self) -> ImageLimits:

@@ -11,9 +11,12 @@ with the shard boundaries and with `sed -n Np`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
 
 from mlimages.annotations import Annotation, parse_line, source_kind
 from mlimages.download.config import DownloadConfig
@@ -56,6 +59,56 @@ def read_shard_lines(path: Path, config: DownloadConfig, shard_index: int, num_s
             raise InputError("not UTF-8 text", f"{path}:{number + 1}") from None
     if current is not None:
         yield current
+
+
+def read_shards(path: Path, config: DownloadConfig, indexes: list[int]) -> Iterator[ShardLines]:
+    """The given shards of the list, in the given order, each read from its first byte (`shard_offsets`).
+
+    A worker process (or a cluster task) reads only its own shards, however long the list.
+    """
+    offsets = shard_offsets(path, config.samples_per_shard)
+    size = config.samples_per_shard
+    with path.open("rb") as handle:
+        for index in indexes:
+            shard = ShardLines(index)
+            if index < len(offsets):
+                handle.seek(offsets[index])
+                for number in range(index * size + 1, (index + 1) * size + 1):
+                    raw = handle.readline()
+                    if not raw:
+                        break
+                    where = f"{path}:{number}"
+                    try:
+                        text = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise InputError("not UTF-8 text", where) from None
+                    annotation = parse_checked_line(text, where, config)
+                    if annotation is not None:
+                        shard.lines.append((number, annotation, where))
+            yield shard
+
+
+def shard_offsets(path: Path, samples_per_shard: int) -> list[int]:
+    """The byte offset of each shard's first line (one vectorised pass over the file; cached per file version)."""
+    if not path.is_file():
+        raise InputError("list file not found", str(path))
+    stat = path.stat()
+    return _shard_offsets(str(path), stat.st_size, stat.st_mtime_ns, samples_per_shard)
+
+
+@functools.lru_cache(maxsize=8)
+def _shard_offsets(path: str, size: int, mtime_ns: int, samples_per_shard: int) -> list[int]:
+    offsets, lines, position = [0], 0, 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)  # "\n" positions in the chunk
+            first = (samples_per_shard - 1 - lines) % samples_per_shard  # index in `ends` of the next shard end
+            offsets += [position + int(end) + 1 for end in ends[first::samples_per_shard]]
+            lines += len(ends)
+            position += len(chunk)
+    if offsets[-1] >= size:
+        offsets.pop()  # the last shard ended exactly at the end of the file
+    return offsets
 
 
 def parse_checked_line(text: str, where: str, config: DownloadConfig) -> Annotation | None:

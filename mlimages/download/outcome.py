@@ -3,6 +3,11 @@
 Every input line ends with exactly one status: ``ok`` or a failure class. Failure classes are
 split into retryable ones (the next run tries again: the network or the server may recover) and
 permanent ones (the URL is gone or is not a usable image; retried only with `--retry-failures`).
+
+For the user the statuses fall in three groups (`group_of`): **stored**, **skipped** by policy (the
+owner opted out with `noai`, or the line repeats an earlier source: nothing was wrong with the
+fetch) and **failed** (everything else). A success rate is stored / (stored + failed): skips are
+choices, not failures, and counting them as failures understated what was fetchable.
 """
 
 from __future__ import annotations
@@ -31,6 +36,23 @@ PERMANENT = frozenset(
         "unexpected",  # a bug: logged as a warning, retried with --retry-failures
     }
 )
+
+
+SKIPPED_BY_POLICY = frozenset({"noai", "duplicate"})
+STORED, SKIPPED, FAILED = "stored", "skipped", "failed"
+GROUPS = (STORED, SKIPPED, FAILED)
+
+
+def group_of(status: str) -> str:
+    """The report group of a status: `STORED`, `SKIPPED` (by policy) or `FAILED`."""
+    if status == OK:
+        return STORED
+    return SKIPPED if status in SKIPPED_BY_POLICY else FAILED
+
+
+def success_rate(stored: int, failed: int) -> float:
+    """Stored over what was meant to be stored: policy skips count on neither side."""
+    return stored / (stored + failed) if stored + failed else 0.0
 
 
 def is_retryable(status: str) -> bool:
@@ -77,7 +99,7 @@ class Result:
     elapsed_s: float = 0.0
     http_status: int | None = None
     error: str = ""
-    jpeg: bytes | None = field(default=None, repr=False)
+    jpeg: bytes | bytearray | None = field(default=None, repr=False)
     width: int = 0
     height: int = 0
     started_s: float | None = None  # monotonic time of the first attempt

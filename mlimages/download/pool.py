@@ -3,12 +3,17 @@
 Workers take tasks from a small queue and hand back result objects; they share no counters. The
 queue holds at most `2 * size` tasks, so memory does not depend on the length of the input. The
 thread that submits also collects results, and checks that no task has been running longer than
-`watchdog_s`: such a task is recorded through `on_stuck` and its worker is replaced by a fresh
-thread (the stuck one retires when it wakes up), so one hung connection can never hang the run.
+`watchdog_s`: such a task is recorded through `on_stuck`, the slot it holds is released at once
+(`release`), and its worker is replaced by a fresh thread, so one hung request can never hang its
+host or the run. Whatever the abandoned thread returns later is discarded, never recorded.
+
+The watchdog's clock starts when the work calls the `start` function it is given (the fetch does
+once it holds its host slot): time spent waiting for a busy host is not the request's fault.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -26,21 +31,25 @@ class Task:
     line: int
     payload: Any
     started_at: float | None = None
-    state: str = field(default="queued")  # queued -> running -> done | abandoned
+    state: str = field(default="queued")  # queued -> running -> started -> done | abandoned
+    ticket: Any = None  # the slot held while started, released by the watchdog on abandon
 
 
 class WorkerPool:
     """Runs `work(task.payload)` on `size` daemon threads.
 
     Args:
-        work: the function a worker applies; returns the result object.
+        work: `work(payload, start)` returns the result object; it calls `start(ticket)` when the
+            watchdog's clock should start (`ticket`: the slot to release if the task is abandoned).
         size: number of worker threads.
-        watchdog_s: a task running longer than this is abandoned.
+        watchdog_s: a task running longer than this after its start is abandoned.
         on_stuck: makes the result recorded for an abandoned task.
+        release: frees an abandoned task's ticket.
     """
 
-    def __init__(self, work: Callable[[Any], Any], size: int, watchdog_s: float, on_stuck: Callable[[Task], Any]):
-        self._work, self._watchdog_s, self._on_stuck = work, watchdog_s, on_stuck
+    def __init__(self, work: Callable[[Any, Callable], Any], size: int, watchdog_s: float,
+                 on_stuck: Callable[[Task], Any], release: Callable[[Any], None] = lambda ticket: None):
+        self._work, self._watchdog_s, self._on_stuck, self._release = work, watchdog_s, on_stuck, release
         self._tasks: queue.Queue = queue.Queue(maxsize=2 * size)
         self._results: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
@@ -59,13 +68,18 @@ class WorkerPool:
             if task is None:
                 return
             with self._lock:
-                task.state, task.started_at = "running", time.monotonic()
-            result = self._work(task.payload)
+                task.state = "running"
+            result = self._work(task.payload, functools.partial(self._start_clock, task))
             with self._lock:
                 if task.state == "abandoned":
                     return  # the watchdog already recorded it and started a replacement
                 task.state = "done"
             self._results.put((task, result))
+
+    def _start_clock(self, task: Task, ticket: Any = None) -> None:
+        with self._lock:
+            if task.state == "running" or task.state == "started":
+                task.state, task.started_at, task.ticket = "started", time.monotonic(), ticket
 
     def submit(self, task: Task) -> list:
         """Queue `task`, waiting while the queue is full; returns results that arrived meanwhile."""
@@ -96,11 +110,13 @@ class WorkerPool:
         now, stuck = time.monotonic(), []
         with self._lock:
             for task in list(self.in_flight.values()):
-                if task.state == "running" and now - task.started_at > self._watchdog_s:
+                if task.state == "started" and now - task.started_at > self._watchdog_s:
                     task.state = "abandoned"
                     stuck.append(task)
         for task in stuck:
             del self.in_flight[task.line]
+            if task.ticket is not None:
+                self._release(task.ticket)
             self.replaced_workers += 1
             log.warning(
                 "line %d still running after %.0f s: recorded as watchdog, worker replaced",

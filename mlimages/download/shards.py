@@ -24,7 +24,7 @@ from mlimages.download.outcome import OK, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.records.image_shard_format import SHARD_DIGITS, shard_name
 
-FETCH, SKIP = "fetch", "skip"
+FETCH, SKIP, DUPLICATE = "fetch", "skip", "duplicate"
 SHARD_SUFFIXES = (".tar", ".jsonl", ".partial", ".tmp")
 
 
@@ -118,7 +118,7 @@ class Shard:
         return names
 
     def plan(self, line: int, key: str, annotation: Annotation) -> str:
-        """Decide what to do with one input line: `FETCH`, or `SKIP` (done, or recorded now).
+        """Decide what to do with one input line: `FETCH`, `SKIP` (done earlier), or `DUPLICATE` (recorded now).
 
         The run has already checked this shard's records against the list (`staleness.check_shard`),
         so a recorded line here has the list's source and labels.
@@ -128,6 +128,7 @@ class Shard:
         if first != line:
             if record is None or record["status"] != "duplicate":
                 self.record(duplicate_result(line, key, annotation, first))
+                return DUPLICATE
             return SKIP
         if record is None or is_retryable(record["status"]):
             return FETCH

@@ -2,7 +2,9 @@
 
 Counts cover every line of the shards this run was responsible for (including lines finished by
 earlier runs), so the metrics describe the output folder, not one attempt; the `run` block says
-what this particular run did and how fast.
+what this particular run did and how fast. Lines fall in three groups (`outcome.group_of`):
+stored, skipped by policy, failed; the success rate leaves the policy skips out. `ok` repeats
+`stored` for readers of reports written before the groups existed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlimages.download.fingerprint import write_atomic
-from mlimages.download.outcome import OK, is_retryable
+from mlimages.download.outcome import FAILED, OK, SKIPPED, STORED, group_of, is_retryable, success_rate
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,15 @@ class Tally:
     fetched_ok: int = 0
     fetched_bytes: int = 0
 
+    def merge(self, other: "Tally") -> None:
+        """Add the counts of another process's (or task's) tally."""
+        self.by_status.update(other.by_status)
+        self.stored_bytes += other.stored_bytes
+        self.shards += other.shards
+        self.fetched += other.fetched
+        self.fetched_ok += other.fetched_ok
+        self.fetched_bytes += other.fetched_bytes
+
     def add_shard(self, statuses: dict[int, dict]) -> None:
         self.shards += 1
         for record in statuses.values():
@@ -37,27 +48,31 @@ class Tally:
             self.stored_bytes += record.get("bytes", 0)
 
 
-def build_report(tally: Tally, elapsed_s: float, shard_index: int, num_shards: int) -> dict:
+def build_report(tally: Tally, elapsed_s: float, shard_index: int, num_shards: int, processes: int = 1) -> dict:
     """The metrics written to reports/download/{split}.json."""
-    lines = sum(tally.by_status.values())
-    ok = tally.by_status.get(OK, 0)
-    failed = {name: count for name, count in sorted(tally.by_status.items()) if name != OK}
+    groups = collections.Counter()
+    for name, count in tally.by_status.items():
+        groups[group_of(name)] += count
+    not_ok = {name: count for name, count in sorted(tally.by_status.items()) if name != OK}
     return {
-        "lines": lines,
-        "ok": ok,
-        "failed": lines - ok,
-        "retryable_failures": sum(count for name, count in failed.items() if is_retryable(name)),
-        "success_rate": round(ok / lines, 6) if lines else 0.0,
+        "lines": sum(tally.by_status.values()),
+        STORED: groups[STORED],
+        SKIPPED: groups[SKIPPED],
+        FAILED: groups[FAILED],
+        "ok": groups[STORED],
+        "retryable_failures": sum(count for name, count in not_ok.items() if is_retryable(name)),
+        "success_rate": round(success_rate(groups[STORED], groups[FAILED]), 6),
         "bytes": tally.stored_bytes,
-        "by_status": failed,
+        "by_status": not_ok,
         "shards": tally.shards,
         "shard_index": shard_index,
         "num_shards": num_shards,
         "run": {
             "fetched": tally.fetched,
-            "ok": tally.fetched_ok,
+            "stored": tally.fetched_ok,
             "bytes": tally.fetched_bytes,
             "elapsed_s": round(elapsed_s, 3),
+            "processes": processes,
             "urls_per_s": round(tally.fetched / elapsed_s, 3) if elapsed_s > 0 else 0.0,
             "images_per_s": round(tally.fetched_ok / elapsed_s, 3) if elapsed_s > 0 else 0.0,
         },
@@ -74,13 +89,14 @@ def log_summary(report: dict, out: Path) -> None:
     run = report["run"]
     lines = [
         f"download finished: {out}",
-        f"  lines {report['lines']:,}  ok {report['ok']:,} ({100 * report['success_rate']:.1f}%)  "
-        f"failed {report['failed']:,}  stored {report['bytes'] / 1e6:,.1f} MB in {report['shards']} shards",
-        f"  this run: fetched {run['fetched']:,} in {run['elapsed_s']:.1f} s "
+        f"  lines {report['lines']:,}  stored {report['stored']:,}  skipped by policy {report['skipped']:,}  "
+        f"failed {report['failed']:,}  success rate {100 * report['success_rate']:.1f}% (stored / (stored + failed))",
+        f"  {report['bytes'] / 1e6:,.1f} MB in {report['shards']} shards; this run: fetched {run['fetched']:,} "
+        f"in {run['elapsed_s']:.1f} s with {run['processes']} processes "
         f"({run['urls_per_s']:.1f} URLs/s, {run['images_per_s']:.1f} images/s)",
     ]
     for name, count in sorted(report["by_status"].items(), key=lambda item: -item[1])[:10]:
-        kind = "retryable" if is_retryable(name) else "permanent"
+        kind = "skipped" if group_of(name) == SKIPPED else "retryable" if is_retryable(name) else "permanent"
         lines.append(f"  {name:<16} {count:>10,}  {kind}")
     if report["retryable_failures"]:
         lines.append(f"  rerun the same command to retry the {report['retryable_failures']:,} retryable failures")

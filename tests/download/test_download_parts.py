@@ -186,3 +186,53 @@ def test_request_errors_are_classed():
     for expected, error in cases.items():
         failure = classify_request_error(error)
         assert failure.reason == expected and failure.retryable == (expected in ("dns", "connection", "timeout"))
+
+
+def test_budget_tickets_release_once_and_a_dead_processes_slots_come_back():
+    from mlimages.download.hosts import HostBudget
+
+    budget = HostBudget(2, 1, 2)
+    first, *_ = budget.acquire("h", owner=1)
+    second, *_ = budget.acquire("h", owner=2)
+    budget.release(first)
+    budget.release(first)  # the watchdog and the abandoned thread both release: the second is a no-op
+    third, *_ = budget.acquire("h", owner=1)
+    assert budget.forget_owner(2) == 1  # the process holding `second` died
+    fourth, *_ = budget.acquire("h", owner=3)  # would wait forever if `second` had leaked
+    assert budget.acquire("h", owner=2) == (None, 0.0, False)  # and the dead process gets no new slot
+    assert len({first, second, third, fourth}) == 4
+
+
+def test_adaptive_cap_ignores_a_few_silent_urls_but_halves_on_throttling():
+    from mlimages.download.adaptive import CLEAN, CONGESTED, TROUBLE, AdaptiveCap
+
+    cap = AdaptiveCap(8.0, floor=2, ceiling=64)
+    for answer in range(3000):  # a healthy big host with 3% silent URLs, always using its whole cap
+        cap.on_answer(TROUBLE if answer % 33 == 0 else CLEAN, in_flight=cap.slots)
+    assert cap.slots == 64
+    cap.on_answer(CONGESTED, in_flight=10)
+    assert cap.slots == 32 and not cap.slow_start
+    cap.last_cut_s -= 10
+    for _ in range(5):  # a real share of timeouts: cut again
+        cap.on_answer(TROUBLE, in_flight=10)
+    assert cap.slots == 16
+    idle = AdaptiveCap(8.0, floor=2, ceiling=64)
+    for _ in range(100):
+        idle.on_answer(CLEAN, in_flight=0)  # a host that never fills its cap proves nothing
+    assert idle.slots == 8
+
+
+def test_a_host_answering_only_503_is_refusing_but_one_503_is_not():
+    from mlimages.download.adaptive import CLEAN, CONGESTED
+    from mlimages.download.hosts import REFUSING_ANSWERS, HostBudget
+
+    budget = HostBudget(8, 1, 8)
+    for signal in [CONGESTED] * (REFUSING_ANSWERS - 1) + [CLEAN, CONGESTED]:  # per-URL 503s between clean answers
+        budget.release(budget.acquire("mixed")[0], signal)
+    for _ in range(REFUSING_ANSWERS):
+        budget.release(budget.acquire("down")[0], CONGESTED)
+    for host in ("mixed", "down"):
+        budget.back_off(host, 5)
+    assert budget.acquire("mixed", max_pause_s=0)[2] is False  # wait out the pause: the host still serves
+    ticket, paused_s, refusing = budget.acquire("down", max_pause_s=0)
+    assert ticket is None and paused_s > 4 and refusing  # give up on it for this run

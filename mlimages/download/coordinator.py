@@ -1,0 +1,73 @@
+"""The run's host budget in a process of its own, so per-host caps and pauses hold across worker processes.
+
+Shards mix hosts, so the worker processes (each fetching whole shards) all talk to the same hosts;
+splitting a host's cap between them would starve a busy host in one process while another idles,
+and a 503 seen by one process must pause the host for all. So one small coordinator process holds
+the `HostBudget` and every worker thread asks it through a `multiprocessing` manager proxy: a
+slot costs two local round trips (take, give back), about a tenth of a millisecond each, next to
+a network round trip of tens of milliseconds. Each calling thread gets its own connection, served
+by its own thread in the coordinator, so a worker waiting for a busy host blocks only itself.
+
+A worker process that dies holding slots would leak them: the engine calls `forget_owner` with its
+process id, which frees them and refuses that process any slot it was still waiting for. The other
+way round, the coordinator and the workers must not outlive a parent that was killed (they would
+keep writing shards under a rerun): `die_with_parent` asks the kernel to kill them with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing.managers import BaseManager
+
+from mlimages.download.hosts import HostBudget
+
+
+class BudgetManager(BaseManager):
+    """Serves `HostBudget` objects from the coordinator process."""
+
+
+BudgetManager.register(
+    "HostBudget", HostBudget, exposed=("acquire", "release", "release_many", "forget_owner", "back_off", "pause_s", "cap")
+)
+
+
+def start_coordinator(start: int, floor: int, ceiling: int) -> tuple[BudgetManager, HostBudget]:
+    """Start the coordinator process; returns it (call `.shutdown()` at the end) and a proxy of its budget.
+
+    The proxy can be passed to worker processes as an argument: each reconnects on its own.
+    """
+    manager = BudgetManager(ctx=multiprocessing.get_context("spawn"))
+    manager.start(die_with_parent, (os.getpid(),))
+    return manager, manager.HostBudget(start, floor, ceiling)
+
+
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
+
+
+def die_with_parent(parent_pid: int, name: str = "mlimages-coord") -> None:
+    """Make this process end when `parent_pid` does, even by SIGKILL; name it `name` in `ps` (Linux).
+
+    Linux's `PR_SET_PDEATHSIG` has the kernel send SIGKILL at the parent's death; where it is
+    missing, a thread checks every half second whether the process was orphaned.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, name.encode()[:15])
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0:
+            if os.getppid() != parent_pid:  # the parent died before the request took effect
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
