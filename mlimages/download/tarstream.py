@@ -11,6 +11,8 @@ import json
 import tarfile
 from typing import BinaryIO
 
+from mlimages.records.image_shard_format import IMAGE_SUFFIX, META_SUFFIX, member_names
+
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 
@@ -28,8 +30,9 @@ def write_member(handle: BinaryIO, name: str, data: bytes) -> None:
 
 def write_sample(handle: BinaryIO, key: str, jpeg: bytes, meta: dict) -> None:
     """Append the two members of one sample, image first, and push them to the OS."""
-    write_member(handle, f"{key}.jpg", jpeg)
-    write_member(handle, f"{key}.json", json.dumps(meta, sort_keys=True).encode("utf-8"))
+    image_name, meta_name = member_names(key)
+    write_member(handle, image_name, jpeg)
+    write_member(handle, meta_name, json.dumps(meta, sort_keys=True).encode("utf-8"))
     handle.flush()
 
 
@@ -57,9 +60,9 @@ def scan_samples(handle: BinaryIO) -> tuple[list[dict], int]:
             break
         offset += BLOCK + padded
         stem, _, extension = info.name.rpartition(".")
-        if extension == "jpg":
+        if extension == IMAGE_SUFFIX:
             image_key = stem
-        elif extension == "json" and stem == image_key:
+        elif extension == META_SUFFIX and stem == image_key:
             samples.append(json.loads(data[: info.size]))
             complete_end, image_key = offset, None
     return samples, complete_end
