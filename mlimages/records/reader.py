@@ -7,6 +7,7 @@ statistics and tests, which want `schema.Record` objects and a check of the fold
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -60,10 +61,12 @@ def iter_records(paths: Iterable) -> Iterator[Record]:
 
 
 def verify_folder(folder) -> list[str]:
-    """Check every shard against index.json (exists, size, sha256, record count).
+    """Check every shard against index.json (exists, size, sha256, record count), reading no record
+    of a shard whose bytes already disagree with the index.
 
     Returns:
-        One line per problem; empty when the folder is intact.
+        One line per problem, naming the shard (and, for a corrupted one, its first bad record);
+        empty when the folder is intact.
     """
     problems = []
     for shard in read_index(folder)["shards"]:
@@ -73,7 +76,28 @@ def verify_folder(folder) -> list[str]:
         elif path.stat().st_size != shard["bytes"]:
             problems.append(f"{path}: {path.stat().st_size} bytes, index says {shard['bytes']}")
         elif hash_file(path) != shard["sha256"]:
-            problems.append(f"{path}: sha256 differs from index")
+            bad = find_corrupt_record(path)
+            problems.append(f"{path}: sha256 differs from index; " + (bad or "every record's CRC passes"))
         elif (count := sum(1 for _ in iter_serialized([path]))) != shard["count"]:
             problems.append(f"{path}: {count} records, index says {shard['count']}")
     return problems
+
+
+def find_corrupt_record(path) -> str | None:
+    """``"first bad record: N (...)"`` for the first record of a TFRecord file failing its CRC, else None.
+
+    Records are numbered from 0. TensorFlow checks each frame's length and data CRC32C as it reads.
+    """
+    count = 0
+    try:
+        for _ in tf.data.TFRecordDataset([str(path)]):
+            count += 1
+    except tf.errors.DataLossError as error:
+        return f"first bad record: {count} ({describe_data_loss(error)})"
+    return None
+
+
+def describe_data_loss(error) -> str:
+    """TensorFlow's reason for a DataLossError in one short line, without its op context."""
+    first_line = str(error.message).splitlines()[0].split(" [Op:")[0]
+    return re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", first_line).strip()  # e.g. "corrupted record at 1087"
