@@ -64,6 +64,7 @@ def test_multi_label_metrics_all_and_trainable(multi_records):
     assert not any(key.startswith("top1") for key in results)
 
 
+@pytest.mark.slow  # the evaluate entry point end to end
 def test_entry_point_registers_evaluates_and_moves_champion(tracking_store, finetune_run, single_records, tmp_path):
     main = load_pipeline("evaluate").main
     params = tmp_path / "params.yaml"

@@ -18,6 +18,8 @@ import requests
 
 from .conftest import CLASS_NAMES, make_50_megapixel_jpeg
 
+pytestmark = pytest.mark.slow  # starts a two-worker scoring server
+
 START_TIMEOUT_S = 150
 MAX_REQUEST_BYTES = 8_000_000
 WORKERS = 2

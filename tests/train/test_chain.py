@@ -20,6 +20,8 @@ from mlimages.train.config import FinetuneConfig, PretrainConfig
 
 from .fakes import NUM_CLASSES, TINY
 
+pytestmark = pytest.mark.slow  # pretrains then finetunes
+
 
 def logged_models(run_id: str) -> list:
     experiment_id = mlflow.get_run(run_id).info.experiment_id
