@@ -48,7 +48,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = Parser(prog="mlimages", description=__doc__.splitlines()[0])
+    parser = Parser(prog="mlimages", description=__doc__.splitlines()[0],
+                    epilog="exit status: 0 done; 1 finished, but skipped input or failed a check (each named on "
+                           "stderr); 2 stopped at bad input (one line on stderr)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="debug logging, and TensorFlow's own logs (silenced otherwise)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
