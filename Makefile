@@ -1,17 +1,30 @@
-# Two entry points for a fresh machine:
-#   make demo   creates .venv, installs, runs the data pipeline and the experiments on the demo world
-#   make test   creates .venv, installs, runs the whole test suite
+# Entry points for a fresh machine:
+#   make demo        creates .venv, installs, runs the data pipeline and the experiments on the demo world
+#   make test        creates the virtualenv of PYTHON, installs, runs the whole test suite
+#   make test-fast   the same install, then the tests not marked slow
+#   make ci          what CI runs: `make test` on python3.11, `make test-fast` on python3.12 and python3.13
+#
+# PYTHON picks the interpreter (python3.11, python3.12, python3.13) and with it the virtualenv:
+# .venv for python3.11, .venv-3.12 for python3.12, and so on.
 PYTHON ?= python3.11
-VENV ?= .venv
+CI_FULL_PYTHON := python3.11
+CI_FAST_PYTHONS := python3.12 python3.13
+VENV ?= $(if $(filter $(CI_FULL_PYTHON),$(PYTHON)),.venv,.venv-$(subst python,,$(notdir $(PYTHON))))
 BIN := $(VENV)/bin
 EXTRAS ?= cpu,test
+# The interpreter's own path. pyenv's shim refuses a version that is installed but not selected
+# (`pyenv global`), so that case asks pyenv which installed version provides the command.
+PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null || \
+	PYENV_VERSION="$$(pyenv whence $(PYTHON) 2>/dev/null | tail -n 1)" \
+	$(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast ci venv clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON_EXE)" || { echo "error: $(PYTHON) not found (install it, or pick another: make ... PYTHON=python3.12)" >&2; exit 2; }
+	test -x $(BIN)/python || $(PYTHON_EXE) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
@@ -23,6 +36,13 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+ci:
+	$(MAKE) test PYTHON=$(CI_FULL_PYTHON)
+	for python in $(CI_FAST_PYTHONS); do $(MAKE) test-fast PYTHON=$$python || exit 1; done
 
 clean:
 	rm -rf data reports mlflow.db mlruns mlartifacts

@@ -10,6 +10,7 @@ for a 500 px record is never decoded at full size.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -50,7 +51,9 @@ def open_image(data: bytes, limits: ImageLimits = ImageLimits()) -> Image.Image:
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
     except Exception as error:  # Pillow raises many types for unreadable headers
-        raise ImageError("not_image", f"{type(error).__name__}: {error}") from None
+        # Pillow names the buffer it read ("<_io.BytesIO object at 0x...>"): noise, not a place.
+        detail = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(error))
+        raise ImageError("not_image", f"{type(error).__name__}: {detail}") from None
     width, height = image.size
     if width * height > limits.max_pixels:
         raise ImageError("too_many_pixels", f"{width}x{height} > {limits.max_pixels} pixels")

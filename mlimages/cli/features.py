@@ -2,8 +2,9 @@
 
 Writes a float32 (images, feature size) array to ``.npy`` (with ``FILE.paths.txt`` naming the rows)
 or a Parquet table (columns ``path``, ``feature``). Centre crop by default (the evaluation
-protocol), or 10-crop averaged. Missing or unreadable images are reported by name and skipped;
-the rest is written.
+protocol), or 10-crop averaged. The list and the output name are checked, and missing images
+reported, before the model loads. Unreadable images are named and skipped; the rest is written,
+and the command then exits with status 1 naming every skipped image.
 """
 
 from __future__ import annotations
@@ -14,26 +15,44 @@ from pathlib import Path
 
 import numpy as np
 
+from mlimages.cli.inputs import check_image_files, describe_image_error, report_skipped
 from mlimages.errors import InputError
+
+# First bytes of the image formats a user might pass instead of the list file.
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("features", help="pooled features of images to .npy or .parquet")
     parser.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/m-ID, a .keras file, ...")
-    parser.add_argument("--images", required=True, help="text file: one image path per line")
+    parser.add_argument("--images", required=True,
+                        help="text file: one image path per line (relative to the file's folder)")
     parser.add_argument("--out", required=True, help="output .npy or .parquet file")
     parser.add_argument("--size", type=int, default=224, help="crop side in pixels")
-    parser.add_argument("--crop-fraction", type=float, default=0.875)
+    parser.add_argument("--crop-fraction", type=float, default=0.875,
+                        help="the crop covers this fraction of the resized shorter side")
     parser.add_argument("--ten-crop", action="store_true", help="average 4 corners + centre and mirrors")
     parser.set_defaults(func=write_features)
 
 
 def read_image_list(path: str) -> list[str]:
-    """Image paths of a list file (blank lines and # comments ignored); relative to the list's folder."""
+    """Image paths of a list file (blank lines and # comments ignored); relative to the list's folder.
+
+    Raises:
+        InputError: the file cannot be read, is an image itself, or is not UTF-8 text.
+    """
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        data = Path(path).read_bytes()
     except OSError as error:
         raise InputError(f"cannot read the image list ({error.strerror})", path) from None
+    if data.startswith(IMAGE_SIGNATURES):
+        raise InputError("this is an image, not a list file: --images takes a text file with one image path "
+                         "per line", path)
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise InputError(f"not a UTF-8 text file (byte {error.start}): --images takes one image path per line",
+                         path) from None
     base = Path(path).parent
     return [str(base / line.strip()) for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
@@ -57,27 +76,35 @@ def write_features(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mlimages.images import ImageError
-    from mlimages.models.resnet import get_backbone
-    from mlimages.tracking.pretrained import load_source_model
-    from mlimages.tracking.runs import configure_tracking
 
     if Path(args.out).suffix not in (".npy", ".parquet"):
         raise InputError("output must end in .npy or .parquet", args.out)
-    configure_tracking()
-    backbone = get_backbone(load_source_model(args.model))
-    kept, features, skipped = [], [], []
-    for path in tqdm(read_image_list(args.images), desc="features", unit="image"):
+    paths = read_image_list(args.images)
+    readable, skipped = check_image_files(paths, args.images)
+    backbone = load_backbone(args.model)
+    kept, features = [], []
+    for path in tqdm(readable, desc="features", unit="image"):
         try:
             crops = load_crops(path, args.size, args.crop_fraction, args.ten_crop)  # (crops, size, size, 3)
         except (OSError, ImageError) as error:
             skipped.append(path)
-            print(f"skipped {path}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
+            print(f"skipped {path}: {describe_image_error(error)}", file=sys.stderr)
             continue
         features.append(np.asarray(backbone(crops, training=False)).mean(axis=0))
         kept.append(path)
     save_features(args.out, kept, np.asarray(features, dtype=np.float32))
-    print(f"wrote {len(kept)} feature vectors to {args.out}; skipped {len(skipped)}", file=sys.stderr)
-    return 0
+    print(f"wrote {len(kept)} feature vectors to {args.out}", file=sys.stderr)
+    return report_skipped(skipped, len(paths))
+
+
+def load_backbone(model: str):
+    """The backbone (pooled features) of the classifier at `model`."""
+    from mlimages.models.resnet import get_backbone
+    from mlimages.tracking.pretrained import load_source_model
+    from mlimages.tracking.runs import configure_tracking
+
+    configure_tracking()
+    return get_backbone(load_source_model(model))
 
 
 def save_features(out: str, paths: list[str], features: np.ndarray) -> None:

@@ -29,7 +29,9 @@ def register(subparsers) -> None:
     inspect.add_argument("path", help="a split folder (with index.json) or one .tfrecord(s) file, ours or legacy")
     inspect.add_argument("--limit", type=int, default=None, help="read only the first N records")
     inspect.add_argument("--top", type=int, default=10, help="how many of the most frequent labels to list")
-    inspect.add_argument("--verify", action="store_true", help="check sizes, sha256 and counts against index.json")
+    inspect.add_argument("--verify", action="store_true",
+                         help="first check sizes, sha256 and counts against index.json (a file: record CRCs); "
+                              "exit 1 naming each bad shard and its first bad record")
     inspect.add_argument("--json", action="store_true", help="print JSON for machines")
     inspect.set_defaults(func=run_inspect)
 
@@ -44,31 +46,74 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from mlimages.records.legacy import decode_legacy_example, is_legacy_example
-    from mlimages.records.index import list_shards, read_index, verify_folder
-    from mlimages.records.reader import iter_serialized
-    from mlimages.records.schema import decode_example
+    from mlimages.records.index import list_shards, read_index
 
     path = Path(args.path)
     if path.is_dir():
-        index, files, layout = read_index(path), list_shards(path), "mlimages"
+        index, files = read_index(path), list_shards(path)
     elif path.is_file():
-        index, files, layout = None, [path], None
+        index, files = None, [path]
     else:
         raise InputError("no such folder or file", str(path))
-    stream = itertools.islice(iter_serialized(files), args.limit)
+    if args.verify:  # before any record is decoded: a corrupted shard must be reported, not crash the summary
+        problems = verify(path, index is not None)
+        if problems:
+            report = {"path": str(path), "problems": problems}
+            print(json.dumps(report, indent=2) if args.json else format_problems(report))
+            return 1
+    summary = {"path": str(path), **summarize_files(files, path, args.limit, args.top)}
+    if index is not None:
+        summary["index"] = {k: v for k, v in index.items() if k != "shards"} | {"shards": len(index["shards"])}
+    summary["problems"] = [] if args.verify else None
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def verify(path: Path, is_folder: bool) -> list[str]:
+    """Problems of a split folder (against its index.json) or of one file (record CRCs)."""
+    from mlimages.records.index import verify_folder
+    from mlimages.records.reader import find_corrupt_record
+
+    if is_folder:
+        return verify_folder(path, find_bad_record=find_corrupt_record)
+    bad = find_corrupt_record(path)
+    return [f"{path}: {bad}"] if bad else []
+
+
+def summarize_files(files: list[Path], path: Path, limit: int | None, top: int) -> dict:
+    """Layout and label summary of the first `limit` records of `files` (ours or legacy)."""
+    from mlimages.records.legacy import decode_legacy_example, is_legacy_example
+    from mlimages.records.schema import decode_example
+
+    stream = itertools.islice(read_serialized(files), limit)
     first = next(stream, None)
+    layout = "mlimages" if path.is_dir() else None
     if layout is None and first is not None:
         layout = "legacy" if is_legacy_example(first) else "mlimages"
     decode = functools.partial(decode_legacy_example, where=str(path)) if layout == "legacy" else decode_example
     records = (decode(serialized) for serialized in itertools.chain([first] if first else [], stream))
-    summary = summarize(records, load_names(path), args.top)
-    summary = {"path": str(path), "layout": layout or "empty", **summary}
-    if index is not None:
-        summary["index"] = {k: v for k, v in index.items() if k != "shards"} | {"shards": len(index["shards"])}
-        summary["problems"] = verify_folder(path) if args.verify else None
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
-    return 1 if summary.get("problems") else 0
+    return {"layout": layout or "empty", **summarize(records, load_names(path), top)}
+
+
+def read_serialized(files: list[Path]) -> Iterable[bytes]:
+    """Serialized records file by file; a record failing its CRC is an InputError naming file and record."""
+    import tensorflow as tf
+
+    from mlimages.records.reader import describe_data_loss, iter_serialized
+
+    for file in files:
+        count = 0
+        try:
+            for serialized in iter_serialized([file]):
+                yield serialized
+                count += 1
+        except tf.errors.DataLossError as error:
+            raise InputError(f"record {count} is corrupted ({describe_data_loss(error)}); "
+                             "--verify checks every shard", str(file)) from None
+
+
+def format_problems(report: dict) -> str:
+    return "\n".join([f"{report['path']}", "  verify: FAILED"] + [f"    {p}" for p in report["problems"]])
 
 
 def summarize(records: Iterable, names: dict[int, str], top: int) -> dict:

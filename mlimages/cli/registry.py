@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="registry_command", required=True)
     show = commands.add_parser("list", help="versions side by side: checkpoint, data, top-1/top-5, mAP, aliases")
     show.add_argument("--name", action="append", default=[], help="registered model(s); default: both from params")
-    show.add_argument("--params", default="params.yaml")
+    show.add_argument("--params", default="params.yaml", help="the params file naming the registered models")
     show.set_defaults(func=print_versions)
 
 

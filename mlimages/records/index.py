@@ -14,7 +14,7 @@ import hashlib
 import json
 import struct
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from mlimages.errors import InputError
 
@@ -74,8 +74,13 @@ def list_record_files(folder: str | Path, num_classes: int | None = None) -> lis
     return [str(f) for f in files]
 
 
-def verify_folder(folder: str | Path) -> list[str]:
-    """Check every shard against index.json (exists, size, sha256, record count).
+def verify_folder(folder: str | Path, find_bad_record: Callable[[Path], str | None] | None = None) -> list[str]:
+    """Check every shard against index.json (exists, size, sha256, record count), reading no record
+    of a shard whose bytes already disagree with the index.
+
+    Args:
+        find_bad_record: names the first record of a shard that fails its CRC (it needs a TFRecord
+            reader, which this module does not import); called only for a shard whose sha256 differs.
 
     Returns:
         One line per problem; empty when the folder is intact.
@@ -88,7 +93,8 @@ def verify_folder(folder: str | Path) -> list[str]:
         elif path.stat().st_size != shard["bytes"]:
             problems.append(f"{path}: {path.stat().st_size} bytes, index says {shard['bytes']}")
         elif hash_file(path) != shard["sha256"]:
-            problems.append(f"{path}: sha256 differs from index")
+            detail = find_bad_record(path) if find_bad_record else None
+            problems.append(f"{path}: sha256 differs from index" + (f"; {detail}" if detail else ""))
         elif (count := count_frames(path)) != shard["count"]:
             problems.append(f"{path}: {count} records, index says {shard['count']}")
     return problems

@@ -7,6 +7,7 @@ verification) is `mlimages.records.index`.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Iterator
 
 import tensorflow as tf
@@ -28,3 +29,22 @@ def iter_records(paths: Iterable) -> Iterator[Record]:
     for serialized in iter_serialized(paths):
         yield decode_example(serialized)
 
+
+def find_corrupt_record(path) -> str | None:
+    """``"first bad record: N (...)"`` for the first record of a TFRecord file failing its CRC, else None.
+
+    Records are numbered from 0. TensorFlow checks each frame's length and data CRC32C as it reads.
+    """
+    count = 0
+    try:
+        for _ in tf.data.TFRecordDataset([str(path)]):
+            count += 1
+    except tf.errors.DataLossError as error:
+        return f"first bad record: {count} ({describe_data_loss(error)})"
+    return None
+
+
+def describe_data_loss(error) -> str:
+    """TensorFlow's reason for a DataLossError in one short line, without its op context."""
+    first_line = str(error.message).splitlines()[0].split(" [Op:")[0]
+    return re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", first_line).strip()  # e.g. "corrupted record at 1087"

@@ -9,8 +9,11 @@ evaluated numbers. Bad input raises `MlflowException(INVALID_PARAMETER_VALUE)`, 
 scoring server answers with HTTP 400 and the message.
 
 Output, one row per image: ``classes`` (indices), ``names`` (from classes.tsv) and
-``probabilities``: the `top_k` best classes (softmax) for the single-label model, the tags with
-sigmoid probability >= `threshold` (at most `top_k`) for the multi-label model.
+``probabilities``, best first: every class whose probability (softmax for the single-label model,
+sigmoid per tag for the multi-label one) is at or above `threshold` when one is given, else the
+`top_k` best. Without either, the single-label model answers its default top-k and the
+multi-label model every tag at or above its default threshold. Unknown params and values out of
+range are a 400. Over HTTP, `mlimages.tracking.serving_http` adds the body-size limit (413).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import binascii
 import dataclasses
 import io
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -68,25 +72,69 @@ def bad_input(message: str) -> MlflowException:
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
+ACCEPTED_FORMAT = ('one column "image" of base64 JPEG/PNG strings, e.g. {"dataframe_split": {"columns": ["image"], '
+                   '"data": [["<base64>"]]}} (dataframe_records, inputs and instances with an "image" field work too)')
+BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+
+
 def read_image_column(model_input: Any) -> list[bytes]:
-    """The encoded images of a request, whatever container pyfunc handed us."""
+    """The encoded images of a request, whatever container pyfunc handed us.
+
+    ``dataframe_split`` / ``dataframe_records`` arrive as a DataFrame of decoded bytes; ``inputs`` and
+    ``instances`` as a dict of arrays holding the base64 text itself, which `_as_bytes` decodes.
+    """
     if isinstance(model_input, dict):
         model_input = pd.DataFrame(model_input)
     if not isinstance(model_input, pd.DataFrame) or IMAGE_COLUMN not in model_input.columns:
-        columns = list(getattr(model_input, "columns", []))
-        raise bad_input(f"expected one input column '{IMAGE_COLUMN}' of JPEG/PNG bytes (base64 in JSON), got {columns}")
+        columns = [str(c)[:40] for c in list(getattr(model_input, "columns", []))[:5]]
+        raise bad_input(f"expected {ACCEPTED_FORMAT}; got columns {columns}")
     return [_as_bytes(value, row) for row, value in enumerate(model_input[IMAGE_COLUMN])]
 
 
 def _as_bytes(value: Any, row: int) -> bytes:
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
+        data = bytes(value)
+        # Base64 text passed through as bytes (``inputs``/``instances``): never a JPEG/PNG, whose first
+        # byte (0xFF, 0x89) is outside the base64 alphabet.
+        if len(data) % 4 == 0 and BASE64_TEXT.fullmatch(data):
+            return base64.b64decode(data)
+        if data.startswith(b"{'b64'") or data.startswith(b'{"b64"'):
+            raise bad_input(f"image {row}: a {{\"b64\": ...}} object; send {ACCEPTED_FORMAT}")
+        return data
     if isinstance(value, str):
         try:
             return base64.b64decode(value, validate=False)
         except (binascii.Error, ValueError):
             raise bad_input(f"image {row}: not valid base64") from None
-    raise bad_input(f"image {row}: expected bytes, got {type(value).__name__}")
+    raise bad_input(f"image {row}: expected base64 text, got {type(value).__name__}; send {ACCEPTED_FORMAT}")
+
+
+def read_params(params: dict[str, Any] | None, config: ServingConfig,
+                num_classes: int) -> tuple[int | None, float | None]:
+    """(top_k, threshold) of a request; exactly one is not None.
+
+    A `threshold` returns every class at or above it, and `top_k` applies only without one. With
+    neither, the single-label model returns its default top-k and the multi-label model every tag
+    at or above its default threshold.
+
+    Raises:
+        MlflowException: (400) an unknown param, or a value out of range.
+    """
+    params = {k: v for k, v in (params or {}).items() if v is not None}
+    if unknown := sorted(set(params) - {"top_k", "threshold"}):
+        raise bad_input(f"unknown params {unknown}; this model takes ['top_k', 'threshold']")
+    top_k = params.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise bad_input(f"top_k must be an integer >= 1 (more than the model's {num_classes} classes returns all), "
+                        f"got {str(top_k)[:40]}")
+    threshold = params.get("threshold")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+            raise bad_input(f"threshold must be a number from 0 to 1, got {str(threshold)[:40]}")
+        return None, float(threshold)
+    if top_k is None and config.task == "multi":
+        return None, config.threshold
+    return int(top_k if top_k is not None else config.top_k), None
 
 
 def preprocess_image(data: bytes, config: ServingConfig, row: int = 0) -> np.ndarray:
@@ -113,14 +161,13 @@ def _describe(error: ImageError) -> str:
     return f"{error.reason.replace('_', ' ')}: {str(error).split(': ', 1)[-1]}"
 
 
-def rank_predictions(probabilities: np.ndarray, names: list[str], task: str, top_k: int,
-                     threshold: float) -> pd.DataFrame:
-    """One row per image: the best `top_k` classes (single) or tags >= `threshold` (multi)."""
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]  # (n, top_k)
+def rank_predictions(probabilities: np.ndarray, names: list[str], top_k: int | None,
+                     threshold: float | None) -> pd.DataFrame:
+    """One row per image, best first: every class >= `threshold` if given, else the `top_k` best."""
+    order = np.argsort(-probabilities, axis=1, kind="stable")  # (n, classes)
     rows = []
     for probs, best in zip(probabilities, order):
-        if task == "multi":
-            best = best[probs[best] >= threshold]
+        best = best[probs[best] >= threshold] if threshold is not None else best[:top_k]
         rows.append({
             "classes": [int(c) for c in best],
             "names": [names[c] if c < len(names) else str(c) for c in best],
@@ -142,21 +189,31 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         # core, so running them one at a time costs no throughput and bounds the memory in use
         # (16 concurrent ResNet-101 batches would otherwise hold 16 sets of activations).
         self.forward_lock = threading.Lock()
+        warn_without_http_limits()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        params = params or {}
-        top_k = int(params["top_k"]) if params.get("top_k") is not None else self.config.top_k
-        threshold = float(params.get("threshold", self.config.threshold))
-        if top_k < 1:
-            raise bad_input(f"top_k must be >= 1, got {top_k}")
+        num_classes = int(self.model.outputs[0].shape[-1])
+        top_k, threshold = read_params(params, self.config, num_classes)
         images = read_image_column(model_input)
         if not images:
-            return rank_predictions(np.zeros((0, 1)), self.names, self.config.task, top_k, threshold)
+            return rank_predictions(np.zeros((0, num_classes)), self.names, top_k, threshold)
         batch = np.stack([preprocess_image(data, self.config, row) for row, data in enumerate(images)])
         with self.forward_lock:
             logits = np.asarray(self.model(batch, training=False), dtype=np.float64)  # (n, classes)
-        return rank_predictions(to_probabilities(logits, self.config.task), self.names, self.config.task,
-                                top_k, threshold)
+        return rank_predictions(to_probabilities(logits, self.config.task), self.names, top_k, threshold)
+
+
+def warn_without_http_limits() -> None:
+    """Say so when the scoring server runs without `serving_http`'s body limit (the README's command sets it)."""
+    import logging
+    import os
+
+    from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH  # set for the server `mlflow models serve` starts
+
+    if os.environ.get(_SERVER_MODEL_PATH) and "serving_http" not in os.environ.get("UVICORN_HTTP", ""):
+        logging.getLogger(__name__).warning(
+            "no request size limit: start the server with UVICORN_HTTP=mlimages.tracking.serving_http:"
+            "LimitedHTTPProtocol (see the README's Serving section)")
 
 
 def to_probabilities(logits: np.ndarray, task: str) -> np.ndarray:
@@ -190,8 +247,10 @@ def make_serving_signature(config: ServingConfig):
         ColSpec(Array(DataType.double), "probabilities"),
     ])
     params = ParamSchema([
-        ParamSpec("top_k", DataType.long, config.top_k),
-        ParamSpec("threshold", DataType.double, config.threshold),
+        # No defaults here: MLflow would pass them on every request, and a threshold always present
+        # would leave top_k unused. The model's defaults apply to what a request leaves out.
+        ParamSpec("top_k", DataType.long, None),
+        ParamSpec("threshold", DataType.double, None),
     ])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 

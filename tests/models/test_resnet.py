@@ -28,6 +28,7 @@ def count_resnet_params(blocks_per_stage, num_classes: int) -> int:
     return total + bn(2048) + 2048 * num_classes + num_classes
 
 
+@pytest.mark.slow  # builds the full-size ResNet-101
 def test_resnet101_parameter_count_matches_architecture():
     model = resnet.build_classifier(resnet.build_backbone(101), 1000)
     expected = count_resnet_params((3, 4, 23, 3), 1000)

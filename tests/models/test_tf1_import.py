@@ -56,8 +56,12 @@ def make_original_variables(rng, blocks=BLOCKS, num_classes=NUM_CLASSES) -> dict
     return {name: value.astype("float32") for name, value in values.items()}
 
 
-def write_tf1_checkpoint(prefix, values: dict[str, np.ndarray], momentum_slots: bool = True) -> str:
-    """A TF1 Saver checkpoint with these variables, Momentum slots and global_step, like the original's."""
+def write_tf1_checkpoint(prefix, values: dict[str, np.ndarray], momentum_slots: bool = True,
+                         extras: dict[str, np.ndarray] | None = None, step: int | None = None) -> str:
+    """A TF1 Saver checkpoint with these variables, Momentum slots and global_step, like the original's.
+
+    `extras` are more variables saved beside them (e.g. the original train.py's loss counters).
+    """
     graph = tf.Graph()
     with graph.as_default():
         v1 = tf.compat.v1
@@ -65,10 +69,12 @@ def write_tf1_checkpoint(prefix, values: dict[str, np.ndarray], momentum_slots: 
             v1.get_variable(name, initializer=value)
             if momentum_slots:
                 v1.get_variable(f"{name}/Momentum", initializer=np.zeros_like(value))
+        for name, value in (extras or {}).items():
+            v1.get_variable(name, initializer=value)
         v1.train.get_or_create_global_step()
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())
-            return v1.train.Saver().save(session, str(prefix))
+            return v1.train.Saver().save(session, str(prefix), global_step=step)
 
 
 def reference_logits(values, images, blocks=BLOCKS):
@@ -133,19 +139,62 @@ def test_unknown_class_count_and_depth_are_input_errors(checkpoint):
         tf1_import.load_tf1_classifier(prefix, NUM_CLASSES)
 
 
-@pytest.mark.parametrize("fault", ["extra", "missing", "shape"])
-def test_unmatched_or_misshaped_variables_fail_clearly(tmp_path, fault):
+@pytest.mark.parametrize("fault", ["missing", "shape"])
+def test_missing_or_misshaped_network_variables_fail_with_their_names(tmp_path, fault):
     values = make_original_variables(np.random.default_rng(2), blocks=(1, 1, 1, 1), num_classes=3)
     name = "stages_1_block_0/conv2_b2/conv2d/kernel"
-    if fault == "extra":
-        values["stages_1_block_0/conv2_b2/conv2d/bias"] = np.zeros(128, "float32")
-    elif fault == "missing":
+    if fault == "missing":
         del values[name]
     else:
         values[name] = np.zeros((3, 3, 128, 64), "float32")
     prefix = write_tf1_checkpoint(tmp_path / "bad.ckpt", values, momentum_slots=False)
-    with pytest.raises(InputError, match=r"stages_1_block_0/conv2_b2/conv2d/(bias|kernel)"):
+    expected = "lacks 1 network variable" if fault == "missing" else r"shape mismatch.*\(3, 3, 128, 64\) vs \(3, 3, 128, 128\)"
+    with pytest.raises(InputError, match=expected) as error:
         tf1_import.load_tf1_classifier(prefix, 3, allow_custom_blocks=True)
+    assert name in str(error.value)
+
+
+def test_variables_the_network_does_not_use_are_skipped_and_named(tmp_path, caplog):
+    """The original train.py also saves its loss counters `Variable`, `Variable_1` ([num_classes])."""
+    values = make_original_variables(np.random.default_rng(3), blocks=(1, 1, 1, 1), num_classes=3)
+    extras = {"Variable": np.arange(3, dtype="float32"), "Variable_1": np.ones(3, "float32"),
+              "stages_1_block_0/conv2_b2/conv2d/bias": np.zeros(128, "float32")}
+    prefix = write_tf1_checkpoint(tmp_path / "train.ckpt", values, extras=extras, step=440000)
+    with caplog.at_level("INFO", logger=tf1_import.__name__):
+        model = tf1_import.load_tf1_classifier(prefix, 3, allow_custom_blocks=True)
+    np.testing.assert_array_equal(model.get_layer("logits").weights[1], values["logits/dense/bias"])
+    (line,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    skipped = len(extras) + 1 + len(values)  # + global_step + one Momentum slot per network variable
+    assert f"skipped {skipped} variables the network does not use" in line
+    for name in ("Variable", "Variable_1", "global_step", "stages_1_block_0/conv2_b2/conv2d/bias",
+                 f"{len(values)} optimizer slots (*/Momentum)"):
+        assert name in line
+
+
+def test_folder_whose_checkpoint_file_names_another_machines_paths(tmp_path):
+    values = make_original_variables(np.random.default_rng(4), blocks=(1, 1, 1, 1), num_classes=3)
+    folder = tmp_path / "ckpt-resnet101-mlimages"
+    write_tf1_checkpoint(folder / "model.ckpt", values, momentum_slots=False, step=100)
+    write_tf1_checkpoint(folder / "model.ckpt", {**values, "logits/dense/bias": values["logits/dense/bias"] + 1},
+                         momentum_slots=False, step=440000)
+    (folder / "checkpoint").write_text(
+        'model_checkpoint_path: "/data1/someone/train/ckpt-resnet101-mlimages/model.ckpt-440000"\n'
+        'all_model_checkpoint_paths: "/data1/someone/train/ckpt-resnet101-mlimages/model.ckpt-440000"\n')
+    assert tf.train.latest_checkpoint(str(folder)) is None  # TensorFlow's own lookup gives up
+    assert tf1_import.find_checkpoint_prefix(folder) == str(folder / "model.ckpt-440000")
+    model = tf1_import.load_tf1_classifier(folder, 3, allow_custom_blocks=True)
+    np.testing.assert_allclose(model.get_layer("logits").weights[1], values["logits/dense/bias"] + 1)
+    (folder / "checkpoint").write_text('model_checkpoint_path: "D:\\\\train\\\\gone.ckpt-7"\n')
+    assert tf1_import.find_checkpoint_prefix(folder) == str(folder / "model.ckpt-440000")  # highest step
+    (folder / "checkpoint").unlink()
+    (folder / "other.ckpt.index").write_bytes(b"")
+    with pytest.raises(InputError, match="several checkpoints, give one prefix"):
+        tf1_import.find_checkpoint_prefix(folder)
+
+
+def test_folder_without_a_checkpoint_is_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"no checkpoint in this folder \(no \*\.index file\)"):
+        tf1_import.load_tf1_classifier(tmp_path, 3)
 
 
 def test_missing_checkpoint_is_input_error(tmp_path):

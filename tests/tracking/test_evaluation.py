@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import pytest
 import yaml
 
 from tests.pipelines import REPO, load_pipeline
@@ -20,6 +21,7 @@ def write_params(path: Path, **changes: dict) -> Path:
     return path
 
 
+@pytest.mark.slow  # the evaluate entry point end to end
 def test_entry_point_registers_evaluates_and_moves_champion(tracking_store, finetune_run, single_records, tmp_path):
     main = load_pipeline("evaluate").main
     params = write_params(tmp_path / "params.yaml", evaluate={"sizes": [32, 48], "batch_size": 6},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import mlflow
 import numpy as np
@@ -76,20 +77,46 @@ def test_wrong_column_is_named(model, fixture_photo):
     assert error.value.get_http_status_code() == 400
 
 
-def test_multi_label_model_returns_tags_above_threshold(tracking_store, multi_records, tmp_path, fixture_photo):
+def test_multi_label_model_returns_every_tag_at_or_above_the_threshold(tracking_store, multi_records, tmp_path,
+                                                                       fixture_photo):
     path = tmp_path / "ml.keras"
     build_tiny_classifier(4, seed=3).save(path)
     version = registry.register_keras_model(path, "tiny-serve-ml", classes_file=multi_records.parent / "classes.tsv",
                                             config=registry_config())
     model = mlflow.pyfunc.load_model(f"models:/tiny-serve-ml/{version.version}")
     frame = pd.DataFrame({"image": [fixture_photo]})
-    everything = model.predict(frame, params={"threshold": 0.0, "top_k": 10}).iloc[0]
+    everything = model.predict(frame, params={"threshold": 0.0, "top_k": 1}).iloc[0]  # top_k: no effect
     assert sorted(everything["classes"]) == [0, 1, 2, 3] and everything["names"][0].startswith("tag ")
     assert all(0.0 < p < 1.0 for p in everything["probabilities"])  # independent sigmoids
     middle = sorted(everything["probabilities"])[1]
-    some = model.predict(frame, params={"threshold": middle, "top_k": 10}).iloc[0]
+    some = model.predict(frame, params={"threshold": middle}).iloc[0]
     assert len(some["classes"]) == 3 and min(some["probabilities"]) >= middle
     assert model.predict(frame, params={"threshold": 1.0}).iloc[0]["classes"] == []
+    assert len(model.predict(frame, params={"top_k": 2}).iloc[0]["classes"]) == 2  # no threshold: the best 2
+    default = model.predict(frame).iloc[0]  # neither: every tag at or above the default 0.5
+    assert default["classes"] == [c for c, p in zip(everything["classes"], everything["probabilities"]) if p >= 0.5]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"top_k": 0}, "top_k must be an integer >= 1"),
+    ({"threshold": 1.01}, "threshold must be a number from 0 to 1"),
+    ({"threshold": float("nan")}, "threshold must be a number from 0 to 1"),
+    ({"treshold": 0.5}, "unknown params ['treshold']"),
+])
+def test_params_out_of_range_or_unknown_are_400(model, fixture_photo, params, message):
+    inner = model.unwrap_python_model()  # MLflow's own wrapper drops unknown params before predict
+    with pytest.raises(MlflowException, match=re.escape(message)) as error:
+        inner.predict(None, pd.DataFrame({"image": [fixture_photo]}), params=params)
+    assert error.value.get_http_status_code() == 400
+
+
+def test_base64_text_as_bytes_is_decoded(model, fixture_photo):
+    """`inputs`/`instances` requests reach predict as the base64 text itself, in a dict of arrays."""
+    inner = model.unwrap_python_model()
+    as_text = np.array([base64.b64encode(fixture_photo)], dtype=object)
+    got = inner.predict(None, {"image": as_text}, params={"top_k": 2})
+    want = inner.predict(None, pd.DataFrame({"image": [fixture_photo]}), params={"top_k": 2})
+    assert got.iloc[0]["classes"] == want.iloc[0]["classes"]
 
 
 def test_signature_and_input_example_are_logged(served_model):

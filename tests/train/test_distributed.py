@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from .fakes import write_tiny_params
+
+pytestmark = pytest.mark.slow  # two TensorFlow processes training together
 
 SCRIPT = Path(__file__).with_name("distributed_run.py")
 STEPS = 4

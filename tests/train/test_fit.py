@@ -20,6 +20,8 @@ from mlimages.train.config import FinetuneConfig, PretrainConfig
 
 from .fakes import NUM_CLASSES, tiny_config
 
+pytestmark = pytest.mark.slow  # pretrains then finetunes
+
 
 def test_pretrain_then_finetune_chain(tiny_records, tracking_uri, tmp_path):
     pretrain = fit(tiny_config(PretrainConfig, steps=8), tiny_records["ml_train"], tiny_records["ml_val"],

@@ -13,6 +13,8 @@ from mlimages.train.config import PretrainConfig
 
 from .fakes import tiny_config
 
+pytestmark = pytest.mark.slow  # trains under each precision and XLA setting
+
 
 @pytest.mark.parametrize(
     "precision, xla, compute_dtype",

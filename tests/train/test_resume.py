@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 
 import mlflow
+import pytest
 import tensorflow as tf
 
 from mlimages.tracking.checkpoints import find_checkpoints
 from mlimages.tracking.names import STEP_TAG
 
 from .fakes import write_tiny_params
+
+pytestmark = pytest.mark.slow  # trains, is killed, and trains again
 
 REPO = Path(__file__).resolve().parents[2]
 TOTAL_STEPS = 20

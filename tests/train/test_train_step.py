@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains under TensorFlow and under JAX in subprocesses
+
 REPO = Path(__file__).resolve().parents[2]
 
 STEP_SCRIPT = r'''
