@@ -29,6 +29,10 @@ class ServerConfig:
             Clients never see it; they upload and download through the server.
         allowed_hosts: Host headers the server answers (its DNS names, ``name:port``).
         default_permission: what a user may do where no grant says otherwise.
+        auth_cache_s: how long a worker trusts a password it has checked. Each check is a
+            deliberately slow PBKDF2 hash (about half a second on a busy 2-core host), paid by
+            every request without the cache; with it, a changed or revoked password can still
+            work for up to this long on the workers that did not handle the change. 0: no cache.
     """
 
     backend_store_uri: str
@@ -40,6 +44,7 @@ class ServerConfig:
     workers: int = 4
     admin_username: str = "admin"
     default_permission: Permission = "NO_PERMISSIONS"
+    auth_cache_s: int = 60
 
 
 @dataclass(frozen=True)

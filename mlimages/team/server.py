@@ -65,6 +65,7 @@ def format_auth_ini(config: ServerConfig) -> str:
         f"database_uri = {config.auth_database_uri}",
         f"admin_username = {config.admin_username}",
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        f"auth_cache_ttl_seconds = {config.auth_cache_s}",
         "",
     ])
 

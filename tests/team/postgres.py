@@ -67,6 +67,10 @@ class PostgresCluster:
         for name in databases:
             self.sql(f"CREATE DATABASE {name} OWNER {user}")
 
+    def dump(self, database: str) -> str:
+        """The whole database as SQL text (`pg_dump`), to search what the server stored."""
+        return self._run("pg_dump", "-h", str(self.root), "-p", str(self.port), "-U", "postgres", database)
+
     def stop(self) -> None:
         if (self.root / "data" / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
