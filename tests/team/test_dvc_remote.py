@@ -86,5 +86,6 @@ def test_a_clone_at_another_path_rebuilds_the_same_hashes(pushed):
     run(pushed["root"], "git", "clone", "-q", str(pushed["first"]), str(clone))
     dvc(clone, "repro", REBUILT[-1])  # no pull: this clone makes these stages' data itself
     ours, theirs = out_hashes((clone / "dvc.lock").read_text()), out_hashes((pushed["first"] / "dvc.lock").read_text())
-    compared = [key for key in ours if key.split(":")[0] in REBUILT and not key.startswith("download_images")]
+    # The data itself; the image shards' status files and the reports also record how long things took.
+    compared = [key for key in ours if key.split(":")[0] in REBUILT[:2] + REBUILT[3:] and ":data/" in key]
     assert len(compared) == 3 and {key: ours[key] for key in compared} == {key: theirs[key] for key in compared}
