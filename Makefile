@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= cpu,test
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv postgres clean
 
 venv: $(VENV)/.installed
 
@@ -21,8 +21,16 @@ demo: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/demo.py
 
-test: venv
+test: venv postgres
 	$(BIN)/python -m pytest -q
+
+# The team tests start a throwaway PostgreSQL cluster from the distribution's server packages.
+# Installed when missing (Debian/Ubuntu); where that is impossible those tests skip, saying why.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql) || \
+	  echo "warning: could not install postgresql; the team tests will skip"
 
 clean:
 	rm -rf data reports mlflow.db mlruns mlartifacts

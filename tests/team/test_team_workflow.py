@@ -23,6 +23,8 @@ from .team_server import BIN, DEPLOYER, EXPERIMENT, RESEARCHER
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "mlimages-resnet50-ml"  # registry.pretrained_name at the tiny network's depth
 
+pytestmark = pytest.mark.slow  # a real server, two training subprocesses: minutes on two cores
+
 
 def write_params(path: Path) -> Path:
     pretrain = {**TINY, "experiment": EXPERIMENT, "steps": 8, "blocks_per_stage": list(TINY["blocks_per_stage"])}
