@@ -38,12 +38,11 @@ def check_secrets(environ: dict[str, str]) -> None:
 
 
 def artifacts_destination(config: ServerConfig) -> str:
-    """The destination as `mlflow server` wants it: a URI as given, a directory made absolute."""
+    """The destination as `mlflow server` wants it: a URI as given, a directory made absolute
+    (the server creates it on the first upload)."""
     if urlsplit(config.artifacts_destination).scheme not in ("", "file"):
         return config.artifacts_destination
-    folder = Path(config.artifacts_destination.removeprefix("file://")).expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder)
+    return str(Path(config.artifacts_destination.removeprefix("file://")).expanduser().resolve())
 
 
 def build_command(config: ServerConfig) -> list[str]:
@@ -81,7 +80,10 @@ def serve(config: ServerConfig, environ: dict[str, str] | None = None) -> int:
         environ["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
         _log.info("starting: %s", " ".join(command))
         child = subprocess.Popen(command, env=environ)
-        forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731
+
+        def forward(signum, frame):  # the server stops its workers and exits; the temp folder goes with us
+            child.send_signal(signum)
+
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, forward)
         return child.wait()
