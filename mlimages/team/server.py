@@ -57,12 +57,16 @@ def build_command(config: ServerConfig) -> list[str]:
 
 
 def format_auth_ini(config: ServerConfig) -> str:
-    """The basic-auth app's settings; the admin password stays in the environment."""
+    """The basic-auth app's settings; the admin password stays in the environment.
+
+    MLflow reads the file with `configparser`, where `%` starts an interpolation: a percent-encoded
+    URI has its `%` doubled.
+    """
     return "\n".join([
         "[mlflow]",
         f"default_permission = {config.default_permission}",
-        f"database_uri = {config.auth_database_uri}",
-        f"admin_username = {config.admin_username}",
+        f"database_uri = {config.auth_database_uri.replace('%', '%%')}",
+        f"admin_username = {config.admin_username.replace('%', '%%')}",
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
         f"auth_cache_ttl_seconds = {config.auth_cache_s}",
         "",

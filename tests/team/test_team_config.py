@@ -49,7 +49,8 @@ def test_bad_settings_name_their_field(tmp_path, field, value, message):
 def test_the_auth_settings_read_back_through_mlflow(tmp_path, monkeypatch):
     from mlflow.server.auth.config import read_auth_config
 
-    config = load_server_config(write_config(tmp_path / "team.yaml", auth_cache_s=30))
+    uri = "postgresql://ml%40flow@db.example.internal:5432/mlflow_auth"  # a percent-encoded user name
+    config = load_server_config(write_config(tmp_path / "team.yaml", auth_cache_s=30, auth_database_uri=uri))
     (tmp_path / "basic_auth.ini").write_text(format_auth_ini(config))
     monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(tmp_path / "basic_auth.ini"))
     monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
