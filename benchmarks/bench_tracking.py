@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the team tests' PostgreSQL and server helpers
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the PostgreSQL cluster and server the team tests start
 
 from benchmarks.report import markdown_table, write_section  # noqa: E402
 from tests.team.postgres import PostgresCluster, find_bin  # noqa: E402

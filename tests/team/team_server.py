@@ -1,6 +1,6 @@
 """The team's `mlflow server`, started through `mlimages team serve` on a loopback port, accounts set up.
 
-Every secret is random per session, so grepping a run's outputs for them finds only real leaks.
+Every secret is random per test run, so grepping a run's outputs for them finds only real leaks.
 """
 
 from __future__ import annotations
