@@ -78,9 +78,27 @@ def setup_accounts(config: AccountsConfig, passwords: dict[str, str], tracking_u
         ensure_user(auth, user, passwords)
     grants = plan_grants(config, experiment_ids)
     for grant in grants:
-        auth.grant_user_permission(grant.username, grant.resource_type, grant.resource_id, grant.permission)
+        set_grant(auth, grant)
     _log.info("%d experiments, %d models, %d grants", len(experiment_ids), len(config.models), len(grants))
     return grants
+
+
+def set_grant(auth, grant: Grant) -> None:
+    """Grant, or replace an existing grant of the same user and resource (MLflow refuses a second grant).
+
+    Replacing rather than skipping makes a rerun set what the config says now, and covers a grant
+    request that reached the server but whose answer was lost (the client retries it).
+    """
+    from mlflow.exceptions import MlflowException
+
+    args = (grant.username, grant.resource_type, grant.resource_id)
+    try:
+        auth.grant_user_permission(*args, grant.permission)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        auth.revoke_user_permission(*args)
+        auth.grant_user_permission(*args, grant.permission)
 
 
 def ensure_experiment(client, name: str) -> str:

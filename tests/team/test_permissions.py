@@ -99,3 +99,21 @@ def test_a_wrong_password_is_401_and_names_no_secret(team_server, objects):
                             auth=(RESEARCHER, "not-" + team_server.passwords[RESEARCHER]), timeout=30)
     assert response.status_code == 401
     assert not any(secret in response.text for secret in team_server.secrets())
+
+
+def test_setup_runs_again_without_changing_anything(team_server, objects, tmp_path):
+    """Rerunning `mlimages team setup` keeps users' passwords and grants (what the README promises)."""
+    import subprocess
+
+    from .team_server import BIN
+
+    passwords = tmp_path / "passwords.txt"
+    passwords.write_text(f"{RESEARCHER}:another-password-{RESEARCHER}\n{DEPLOYER}:another-password-{DEPLOYER}\n")
+    passwords.chmod(0o600)
+    env = {**team_server.client_env("admin"), "MLFLOW_TRACKING_USERNAME": "admin"}
+    done = subprocess.run([str(BIN / "mlimages"), "team", "setup", "--config", str(team_server.root / "team.yaml"),
+                           "--passwords", str(passwords)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Api(team_server, RESEARCHER, objects).create_run() == 200  # the old password still works
+    assert Api(team_server, DEPLOYER, objects).load_model() == 200
+    assert Api(team_server, DEPLOYER, objects).create_run() == 403
