@@ -3,7 +3,8 @@
     https://farm2.staticflickr.com/2034/1557324960_1ae893fed8_o.jpg  4097:1  4089:1  2:1
     n04310904/n04310904_8388.JPEG  4767:0.9  4765:0.9
 
-The source is a URL (`http://`, `https://`, `file://`) or an ImageNet id (`wnid/wnid_N.JPEG`).
+The source is a URL (`http://`, `https://`, `file://`, or a relative `file:` URL such as
+`file:data/demo/images/train/00001.jpg`) or an ImageNet id (`wnid/wnid_N.JPEG`).
 Tokens are separated by any whitespace (tabs in the paper, spaces in some files). Our own prepared
 lists use the same format with tabs, so there is one parser for everything.
 """
@@ -17,7 +18,7 @@ from typing import Callable, Iterator, Literal
 
 from mlimages.errors import InputError
 
-URL_SCHEMES = ("http://", "https://", "file://")
+URL_SCHEMES = ("http://", "https://", "file:")
 IMAGENET_ID = re.compile(r"^n\d{8}/n\d{8}_\d+\.(JPEG|jpeg|jpg|JPG)$")
 
 OnBadLine = Literal["error", "skip"]
@@ -46,7 +47,7 @@ def source_kind(source: str) -> Literal["url", "file", "imagenet"]:
     """How to fetch a source: over HTTP, from a local file URL, or from a local ImageNet root."""
     if source.startswith(("http://", "https://")):
         return "url"
-    if source.startswith("file://"):
+    if source.startswith("file:"):  # file:///abs/path, or file:rel/path (see download/sources.py)
         return "file"
     if IMAGENET_ID.match(source):
         return "imagenet"
@@ -69,7 +70,7 @@ def parse_line(line: str, where: str, is_class: Callable[[int], bool]) -> Annota
         source_kind(source)
     except ValueError:
         raise InputError(
-            f"first token must be a URL (http://, https://, file://) or an ImageNet id, got '{source[:80]}'", where
+            f"first token must be a URL (http://, https://, file:) or an ImageNet id, got '{source[:80]}'", where
         ) from None
     labels: dict[int, float] = {}
     for token in tokens[1:]:

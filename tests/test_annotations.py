@@ -102,7 +102,7 @@ def test_read_skip_mode_counts_and_names_bad_lines(tmp_path):
     assert sources == ["https://a.org/1.jpg", "https://a.org/3.jpg"]
     assert bad == [
         f"{path}:3: unknown class index 99",
-        f"{path}:4: first token must be a URL (http://, https://, file://) or an ImageNet id, got 'bad'",
+        f"{path}:4: first token must be a URL (http://, https://, file:) or an ImageNet id, got 'bad'",
     ]
 
 

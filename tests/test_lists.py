@@ -130,7 +130,7 @@ def test_bad_lines_skipped_and_counted_on_request(world, tmp_path):
     assert report["bad_line_messages"] == [
         f"{train}:6: unknown class index 9",
         f"{train}:7: confidence 2 of class 1 is outside [0, 1]",
-        f"{val}:3: first token must be a URL (http://, https://, file://) or an ImageNet id, got 'n1234/x.jpg'",
+        f"{val}:3: first token must be a URL (http://, https://, file:) or an ImageNet id, got 'n1234/x.jpg'",
     ]
     assert report["train"]["images_written"] == 3
 

@@ -25,6 +25,7 @@ COMMANDS = [
     ("registry", "mlimages.cli.registry", "list registered checkpoints with their metrics"),
     ("classify", "mlimages.cli.classify", "top-k class names and probabilities of images (TSV)"),
     ("features", "mlimages.cli.features", "pooled features of images to .npy or .parquet"),
+    ("team", "mlimages.cli.team", "the team's MLflow server on PostgreSQL: serve, setup accounts"),
 ]
 # Commands that import TensorFlow (all but these), quietly and before their module loads.
 WITHOUT_TENSORFLOW = {"hierarchy", "registry"}

@@ -1,7 +1,7 @@
 """Write the demo world to disk in the layouts the real data uses.
 
     OUT/dictionary_and_semantic_hierarchy.txt   the hierarchy, real format
-    OUT/lists/{train,val}_urls.txt              ML-Images lists with absolute file:// URLs
+    OUT/lists/{train,val}_urls.txt              ML-Images lists with file: URLs (see `image_url`)
     OUT/images/{train,val}/NNNNN_HASH.{jpg,png} the pretraining images
     OUT/imagenet/{train,val}/<wnid>/*.JPEG      the finetune task, ILSVRC-2012 layout
     OUT/imagenet/dictionary.txt                 `index<TAB>name words` in sorted-wnid order
@@ -21,6 +21,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
@@ -85,7 +86,7 @@ def write_pretrain_split(
         data, ext = encode_image(scene.image, config.jpeg_quality, png=i % PNG_EVERY == PNG_EVERY - 1)
         name = f"{i:05d}_{hashlib.sha256(data).hexdigest()[:12]}.{ext}"
         (folder / name).write_bytes(data)
-        url = (final / "images" / split / name).as_uri()
+        url = image_url(final / "images" / split / name)
         labels = {index_of[tag]: value for tag, value in scene.labels.items()}
         rng = make_rng(config, split, i, 1)  # list-writing choices, apart from the drawing
         if rng.random() < config.ancestor_fraction:
@@ -104,6 +105,20 @@ def split_labels(labels: dict[int, float], duplicate: bool) -> tuple[dict[int, f
         return labels, {}
     half = len(items) // 2
     return dict(items[:half]), dict(items[half:])
+
+
+def image_url(path: Path) -> str:
+    """The list URL of a demo image: relative to the working directory when the image is under it.
+
+    `dvc repro` runs in the repository root, so the demo lists say `file:data/demo/images/...`:
+    the same text in every checkout, which keeps the lists, keys, records and their DVC hashes
+    independent of where the checkout sits. A world written elsewhere gets absolute URLs.
+    """
+    try:
+        relative = path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path.as_uri()
+    return "file:" + quote(relative.as_posix())
 
 
 def list_line(url: str, labels: dict[int, float]) -> str:

@@ -115,6 +115,19 @@ def test_same_params_same_bytes_and_images_independent_of_counts(world, tmp_path
     assert not set(file_hashes(tmp_path / "seed1").values()) & {v for k, v in first.items() if k.startswith("images/")}
 
 
+def test_a_world_under_the_working_directory_has_the_same_bytes_wherever_it_sits(tmp_path, monkeypatch):
+    """Relative file: URLs: two checkouts at different paths make byte-identical worlds (same DVC hash)."""
+    for checkout in ("a", "somewhere/else"):
+        (tmp_path / checkout).mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / checkout)
+        make_demo_world(TINY, Path("data") / "demo")
+    first, second = file_hashes(tmp_path / "a" / "data" / "demo"), file_hashes(tmp_path / "somewhere/else/data/demo")
+    assert first == second
+    line = (tmp_path / "a" / "data" / "demo" / "lists" / "val_urls.txt").read_text().splitlines()[0]
+    url = line.split("\t")[0]
+    assert url.startswith("file:data/demo/images/val/") and (tmp_path / "a" / url[len("file:"):]).is_file()
+
+
 def test_finetune_task_in_imagenet_layout(world):
     root = world / "imagenet"
     wnids = sorted(p.name for p in (root / "train").iterdir())

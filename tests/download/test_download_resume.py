@@ -182,6 +182,16 @@ def test_file_and_imagenet_sources(tmp_path):
     assert outcome.images[outcome.samples[1]["key"]] == make_jpeg(1)  # an RGB JPEG is stored as it came
 
 
+def test_relative_file_urls_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a b.jpg").write_bytes(make_jpeg(3))
+    monkeypatch.chdir(tmp_path)
+    sources = ["file:img/a%20b.jpg", "file:img/missing.jpg", "file://img/a.jpg"]  # the last names a host
+    outcome = run_download(tmp_path, sources)
+    assert [outcome.status(i) for i in (1, 2, 3)] == ["ok", "not_found", "bad_url"]
+    assert outcome.images[outcome.samples[1]["key"]] == make_jpeg(3)
+
+
 def test_imagenet_id_without_root_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="imagenet21k_root is empty") as error:
         run_download(tmp_path, [(tmp_path / "x.jpg").as_uri(), "n01440764/n01440764_18.JPEG"])
