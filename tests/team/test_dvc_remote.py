@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_pipeline_dvc import REPO, copy_repository, write_tiny_params  # tests/ is on sys.path
+from tests.pipelines.test_dvc_repro import REPO, copy_repository, write_tiny_params
 
 BIN = Path(sys.executable).parent
 GIT = ["git", "-c", "user.name=mlimages tests", "-c", "user.email=tests@example.invalid"]

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from train.fakes import TINY, make_image, write_records  # tests/ is on sys.path (rootdir import mode)
+from tests.train.fakes import make_image, tiny_section, write_records
+
 from .team_server import BIN, DEPLOYER, EXPERIMENT, RESEARCHER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,12 +28,11 @@ pytestmark = pytest.mark.slow  # a real server, two training subprocesses: minut
 
 
 def write_params(path: Path) -> Path:
-    pretrain = {**TINY, "experiment": EXPERIMENT, "steps": 8, "blocks_per_stage": list(TINY["blocks_per_stage"])}
-    params = {
-        "pretrain": pretrain,
-        "evaluate": {"sizes": [32], "batch_size": 8},
-        "registry": {"pretrained_metric": "map_all", "serving_size": 32, "stored_shorter_side": 32},
-    }
+    """The repository's params with a tiny pretrain section and evaluation at the tiny images' size."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["pretrain"] = tiny_section("pretrain", {"experiment": EXPERIMENT, "steps": 8})
+    params["evaluate"].update({"sizes": [32], "batch_size": 8})
+    params["registry"].update({"pretrained_metric": "map_all", "serving_size": 32, "stored_shorter_side": 32})
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
     return path
 
