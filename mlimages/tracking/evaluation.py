@@ -2,8 +2,7 @@
 
 The numbers come from the pure protocol (`mlimages.evaluate.evaluate_records`); this module only
 decides which versions to evaluate and where each result goes: the evaluation run (metrics at
-the checkpoint's step), the serving and checkpoint LoggedModels (the UI's model view compares
-them), the version's tags and model card, the `champion` alias, and a JSON file.
+the checkpoint's step, once), the serving LoggedModel (the UI's model view compares them), the version's tags and model card, the `champion` alias, and a JSON file.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import numpy as np
 from mlimages.evaluate import EvaluateConfig, evaluate_records
 from mlimages.tasks import FINETUNE, PRETRAIN
 from mlimages.tracking.champion import record_evaluation
-from mlimages.tracking.names import CHECKPOINT_TAG, PROTOCOL_TAG, SERVING_MODEL_TAG, STEP_TAG, TASK_TAG
+from mlimages.tracking.names import PROTOCOL_TAG, SERVING_MODEL_TAG, STEP_TAG, TASK_TAG
 from mlimages.tracking.pretrained import load_source_model
 from mlimages.tracking.registry import RegistryConfig, register_checkpoints
 from mlimages.tracking.runs import log_dataset_input
@@ -66,9 +65,11 @@ def evaluate_version(version, config: EvaluateConfig, registry_config: RegistryC
     model = load_source_model(f"models:/{version.name}/{version.version}")
     values, protocol, count = evaluate_records(model, folder, config, trainable if task == PRETRAIN else None)
     finite = {k: v for k, v in values.items() if np.isfinite(v)}
-    for model_id in {version.tags.get(SERVING_MODEL_TAG, ""), version.tags.get(CHECKPOINT_TAG, "")}:
-        if model_id.startswith("m-"):
-            mlflow.log_metrics({f"eval_{k}": v for k, v in finite.items()}, step=step, model_id=model_id)
+    # Once per step, linked to the version's own (serving) LoggedModel: each log_metrics call adds
+    # a history entry to the run, so linking the checkpoint too would log every metric twice.
+    serving_id = version.tags.get(SERVING_MODEL_TAG, "")
+    mlflow.log_metrics({f"eval_{k}": v for k, v in finite.items()}, step=step,
+                       model_id=serving_id if serving_id.startswith("m-") else None)
     mlflow.set_tags({f"evaluated.{version.name}": str(version.version), PROTOCOL_TAG: protocol})
     log_dataset_input(folder, context="eval")
     champion = record_evaluation(version.name, version.version, finite, protocol,
