@@ -24,7 +24,7 @@ from mlimages.tracking.evaluation import evaluate_uri, write_results
 from mlimages.tracking.registry import RegistryConfig
 from mlimages.records.index import read_index
 from mlimages.tracking.lineage import lineage_tags
-from mlimages.tracking.names import EVALUATE_TASK, TASK_TAG, evaluate_run_name
+from mlimages.tracking.names import EVALUATE_TASK, TASK_TAG
 from mlimages.tracking.runs import configure_tracking, use_experiment
 
 
@@ -44,18 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_records:  # *_trainable metrics only when they can differ from *_all
         min_images = load_params("stats", StatsConfig, args.params).trainable_min_images
         trainable = trainable_classes(args.train_records, min_images)
-        if len(trainable) == int(read_index(args.train_records)["num_classes"]):
-            trainable = None
+        trainable = None if len(trainable) == int(read_index(args.train_records)["num_classes"]) else trainable
     configure_tracking()
     if not any(os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")):
         use_experiment("mlimages")
-    with mlflow.start_run() as run:
+    with mlflow.start_run():
         mlflow.set_tags({**lineage_tags(), TASK_TAG: EVALUATE_TASK})
         mlflow.log_params({"model_uri": args.model_uri, **{f"evaluate.{k}": v for k, v in vars(config).items()}})
         results = evaluate_uri(args.model_uri, config, registry_config, args.records or None, trainable)
-        names = sorted({r["name"] for r in results})
-        mlflow.MlflowClient().update_run(run.info.run_id, name=evaluate_run_name(
-            "+".join(names), [str(r["version"]) for r in results]))
     write_results(results, args.model_uri, args.out)
     return 0
 

@@ -1,4 +1,4 @@
-"""Every name this project writes into MLflow, in one place: tag keys, prefixes, artifacts, aliases.
+"""Every name this project writes into MLflow, in one place: tag keys, artifacts, aliases, run and model names.
 
 Runs, LoggedModels and registered versions are found again by these names (a resumed run by its
 key, a checkpoint by its step, a version by its checkpoint), so writer and reader must agree.
@@ -49,14 +49,15 @@ def serving_name(step: int) -> str:
 
 def pretrain_run_name(depth: int, width_multiplier: float) -> str:
     """``pretrain-resnet50-w0.25``: what a pretraining run trains."""
-    return f"pretrain-resnet{depth}-w{width_multiplier:g}"
+    return f"pretrain-resnet{depth}-w{float(width_multiplier)}"
 
 
 def finetune_run_name(pinned_source: str | None) -> str:
     """``finetune-scratch``, ``finetune-from-ml-v2`` (models:/mlimages-resnet50-ml/2) or ``finetune-from-<file>``."""
     if not pinned_source:
         return "finetune-scratch"
-    if pinned_source.startswith("models:/") and pinned_source.count("/") == 2 and not pinned_source[8:].startswith("m-"):
+    registered = not pinned_source.removeprefix("models:/").startswith("m-")
+    if pinned_source.startswith("models:/") and pinned_source.count("/") == 2 and registered:
         name, version = pinned_source.removeprefix("models:/").split("/")
         return f"finetune-from-{name.rsplit('-', 1)[-1]}-v{version}"
     return f"finetune-from-{pinned_source.rstrip('/').rsplit('/', 1)[-1]}"

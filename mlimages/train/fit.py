@@ -144,7 +144,7 @@ def make_plan(config: TrainConfig, strategy, train_dir, val_dir) -> Plan:
 
 
 def _restore_state(plan: Plan, out_dir: Path, source: str | None):
-    """Build the train state, from the last checkpoint when there is one, else from `source`; returns (state, manager)."""
+    """Build the train state from the last checkpoint, else from `source`; returns (state, manager)."""
     with plan.strategy.scope():
         latest = tf.train.latest_checkpoint(str(out_dir / "checkpoints"))
         state = build_train_state(plan.config, plan.num_classes, plan.total_steps, None if latest else source)
