@@ -41,10 +41,15 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # without it the UI asks, or open
 def use_experiment(name: str) -> str:
     """Make `name` the active experiment (created when missing), marked as model training; returns its id."""
     experiment = mlflow.set_experiment(name)
-    if experiment.tags.get(EXPERIMENT_KIND_TAG) != "custom_model_development":
-        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
-                                                 "custom_model_development")
+    mark_model_training(experiment.experiment_id)
     return experiment.experiment_id
+
+
+def mark_model_training(experiment_id: str) -> None:
+    """Tag the experiment as model training, so the UI opens on its runs rather than on GenAI traces."""
+    client = mlflow.MlflowClient()
+    if client.get_experiment(experiment_id).tags.get(EXPERIMENT_KIND_TAG) != "custom_model_development":
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
 
 
 def runs_table_url(ui_address: str, experiment_id: str) -> str:
@@ -97,6 +102,7 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
         run = mlflow.start_run(run_name=run_name, tags={RUN_KEY_TAG: run_key})
     if run_name and not found:
         client.update_run(run.info.run_id, name=run_name)
+    mark_model_training(run.info.experiment_id)  # also the experiment an `mlflow run` picked
     if tags:
         mlflow.set_tags(dict(tags))
     return run

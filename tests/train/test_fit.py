@@ -31,6 +31,7 @@ def test_pretrain_then_finetune_chain(tiny_records, tracking_uri, tmp_path):
     assert {"loss", "learning_rate", "images_per_s", "val_map"} <= set(run.data.metrics)
     assert run.data.tags[TASK_TAG] == "pretrain" and "git_commit" in run.data.tags
     assert run.info.run_name == "pretrain-resnet50-w0.125"
+    assert mlflow.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"ml/train", "ml/val"}
     (checkpoint,) = find_checkpoints(pretrain.run_id)  # one epoch of 64 / 8 steps: one checkpoint
     assert checkpoint.tags[STEP_TAG] == "8" and checkpoint.tags[TASK_TAG] == "pretrain"
