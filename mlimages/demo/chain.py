@@ -13,7 +13,7 @@ import mlflow
 from mlimages.tasks import FINETUNE, PRETRAIN
 from mlimages.tracking.checkpoints import find_checkpoints, read_model_spec
 from mlimages.tracking.registry import RegistryConfig
-from mlimages.tracking.runs import resolve_continued_run, use_experiment
+from mlimages.tracking.runs import ensure_experiment, resolve_continued_run
 
 EXPERIMENT = "mlimages"
 
@@ -35,7 +35,7 @@ def run_entry_point(entry_point: str, **parameters: str) -> str:
 
 def run_demo(records: str, models: str, params: str, config: RegistryConfig) -> tuple[str, str]:
     """Run every step; returns the registered names (pretrained, finetuned)."""
-    use_experiment(EXPERIMENT)
+    ensure_experiment(EXPERIMENT)  # the `mlflow run` calls name it; this process's active experiment stays
     ml, imagenet = f"{records}/ml-images", f"{records}/imagenet"
     pretrain = run_entry_point("pretrain", train=f"{ml}/train", val=f"{ml}/val", out=f"{models}/pretrain",
                                params=params)

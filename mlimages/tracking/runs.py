@@ -45,6 +45,15 @@ def use_experiment(name: str) -> str:
     return experiment.experiment_id
 
 
+def ensure_experiment(name: str) -> str:
+    """Create `name` when missing and mark it as model training, leaving the active experiment alone; returns its id."""
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    mark_model_training(experiment_id)
+    return experiment_id
+
+
 def mark_model_training(experiment_id: str) -> None:
     """Tag the experiment as model training, so the UI opens on its runs rather than on GenAI traces."""
     client = mlflow.MlflowClient()
