@@ -14,10 +14,10 @@ import mlflow
 
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.demo.chain import run_demo
+from mlimages.demo.chain import EXPERIMENT, run_demo
 from mlimages.tracking.registry import RegistryConfig
 from mlimages.tracking.results_table import render_versions
-from mlimages.tracking.runs import configure_tracking
+from mlimages.tracking.runs import configure_tracking, runs_table_url
 
 
 @exit_on_input_error
@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nRegistered checkpoints (top-1/top-5 and mAP in %). The finetuned model's training data says")
     print("whether it started from the pretrained champion or from scratch:\n")
     print(render_versions(mlflow.MlflowClient(), [pretrained, finetuned]))
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
     print(f"\nOpen the UI:        mlflow ui --backend-store-uri {uri}")
+    print(f"The runs table:     {runs_table_url('http://127.0.0.1:5000', experiment)}")
     print(f"Serve the champion: mlflow models serve -m models:/{finetuned}@champion --env-manager local -p 5001")
     print(f"Classify a photo:   mlimages classify --model models:/{finetuned}@champion PHOTO.jpg")
     return 0

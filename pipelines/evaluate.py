@@ -22,7 +22,10 @@ from mlimages.evaluate import EvaluateConfig, trainable_classes
 from mlimages.stats import StatsConfig
 from mlimages.tracking.evaluation import evaluate_uri, write_results
 from mlimages.tracking.registry import RegistryConfig
-from mlimages.tracking.runs import configure_tracking, lineage_tags
+from mlimages.records.index import read_index
+from mlimages.tracking.lineage import lineage_tags
+from mlimages.tracking.names import EVALUATE_TASK, TASK_TAG
+from mlimages.tracking.runs import configure_tracking, use_experiment
 
 
 @exit_on_input_error
@@ -38,14 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     config = load_params("evaluate", EvaluateConfig, args.params)
     registry_config = load_params("registry", RegistryConfig, args.params)
     trainable = None
-    if args.train_records:
+    if args.train_records:  # *_trainable metrics only when they can differ from *_all
         min_images = load_params("stats", StatsConfig, args.params).trainable_min_images
         trainable = trainable_classes(args.train_records, min_images)
+        trainable = None if len(trainable) == int(read_index(args.train_records)["num_classes"]) else trainable
     configure_tracking()
     if not any(os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")):
-        mlflow.set_experiment("mlimages")
-    with mlflow.start_run(run_name="evaluate"):
-        mlflow.set_tags(lineage_tags())
+        use_experiment("mlimages")
+    with mlflow.start_run():
+        mlflow.set_tags({**lineage_tags(), TASK_TAG: EVALUATE_TASK})
         mlflow.log_params({"model_uri": args.model_uri, **{f"evaluate.{k}": v for k, v in vars(config).items()}})
         results = evaluate_uri(args.model_uri, config, registry_config, args.records or None, trainable)
     write_results(results, args.model_uri, args.out)

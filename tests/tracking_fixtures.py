@@ -81,7 +81,8 @@ def log_training_run(task: str, classes_file: Path, steps=(10, 20), experiment="
                      classes_sha256=hash_file(classes_file))
     with mlflow.start_run(run_name=f"{task}-tiny") as run:
         mlflow.log_params({"depth": 50, "image_size": 32})
-        mlflow.set_tags({"git_commit": "abc123", "data.build_imagenet.data/tfrecords/imagenet": "d41d8cd9"})
+        mlflow.set_tags({"git_commit": "abc123", "git_dirty": "false", "mlimages.data_version": "0123456789ab",
+                         "data.build_imagenet.data/tfrecords/imagenet": "d41d8cd9"})
         log_dataset_input(classes_file.parent / "val", context="train")
         classes = log_classes_file(classes_file)
         for step in steps:

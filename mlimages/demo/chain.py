@@ -13,6 +13,7 @@ import mlflow
 from mlimages.tasks import FINETUNE, PRETRAIN
 from mlimages.tracking.checkpoints import find_checkpoints, read_model_spec
 from mlimages.tracking.registry import RegistryConfig
+from mlimages.tracking.runs import ensure_experiment, resolve_continued_run
 
 EXPERIMENT = "mlimages"
 
@@ -22,28 +23,19 @@ _log = logging.getLogger(__name__)
 def run_entry_point(entry_point: str, **parameters: str) -> str:
     """`mlflow run . -e ENTRY --env-manager local -P k=v ...`; returns the id of the run that did the work.
 
-    A training command run again resumes its earlier run (same params and output folder), so the
-    checkpoints may live there rather than in the run just submitted.
+    A training command run again resumes its earlier run (same params and output folder); the run
+    just submitted then names that run in a tag, and the earlier run is returned.
     """
     shown = " ".join(f"-P {k}={v}" for k, v in parameters.items())
     _log.info("mlflow run . -e %s --env-manager local --experiment-name %s %s", entry_point, EXPERIMENT, shown)
     run_id = mlflow.projects.run(".", entry_point, parameters=parameters, env_manager="local",
                                  experiment_name=EXPERIMENT, synchronous=True).run_id
-    return run_id if entry_point == "evaluate" else training_run(run_id, entry_point, parameters["out"])
-
-
-def training_run(run_id: str | None, task: str, out: str) -> str:
-    """`run_id` when it holds checkpoints, else the newest run named after the task and output folder."""
-    if run_id and find_checkpoints(run_id):
-        return run_id
-    name = f"{task}-{out.rstrip('/').split('/')[-1]}"
-    found = mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=f"attributes.run_name = '{name}'",
-                               order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
-    return found[0].info.run_id if found else run_id
+    return run_id if entry_point == "evaluate" else resolve_continued_run(run_id)
 
 
 def run_demo(records: str, models: str, params: str, config: RegistryConfig) -> tuple[str, str]:
     """Run every step; returns the registered names (pretrained, finetuned)."""
+    ensure_experiment(EXPERIMENT)  # the `mlflow run` calls name it; this process's active experiment stays
     ml, imagenet = f"{records}/ml-images", f"{records}/imagenet"
     pretrain = run_entry_point("pretrain", train=f"{ml}/train", val=f"{ml}/val", out=f"{models}/pretrain",
                                params=params)

@@ -1,6 +1,6 @@
 """Evaluation results on registered versions, and the `champion` alias that follows the best one.
 
-A version's metrics are its tags (``eval.<metric>``, ``eval.protocol``), so the registry UI, the
+A version's headline metrics are its tags (``eval.<metric>``, ``eval.protocol``), so the registry UI, the
 model card and `mlimages registry list` all show the same numbers. `champion` moves to a version
 only when it beats the current champion on the metric named in params (`registry:`).
 """
@@ -8,6 +8,7 @@ only when it beats the current champion on the metric named in params (`registry
 from __future__ import annotations
 
 import logging
+import re
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -27,7 +28,7 @@ def record_evaluation(name: str, version: str, metrics: dict[str, float], protoc
         True when the version is (now) the champion.
     """
     client = mlflow.MlflowClient()
-    for key, value in metrics.items():
+    for key, value in select_headline_metrics(metrics, metric).items():
         client.set_model_version_tag(name, version, f"{EVAL_PREFIX}{key}", f"{value:.6g}")
     client.set_model_version_tag(name, version, PROTOCOL_TAG, protocol)
     if metric not in metrics:
@@ -35,7 +36,36 @@ def record_evaluation(name: str, version: str, metrics: dict[str, float], protoc
                          "registry: pretrained_metric / finetuned_metric")
     won = update_champion(name, version, metric)
     refresh_model_card(name, version)
+    show_champion(name, metric)
     return won
+
+
+def show_champion(name: str, metric: str) -> None:
+    """Put the champion and its metric on the registered model itself (tag and description).
+
+    The registry's models list shows a model's tags and description but only one of its aliases,
+    so without this the champion's number is a click away on every model.
+    """
+    client = mlflow.MlflowClient()
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return
+    value = champion.tags.get(f"{EVAL_PREFIX}{metric}", "?")
+    shown = f"{100 * float(value):.2f}%" if value != "?" else value
+    client.set_registered_model_tag(name, CHAMPION, f"v{champion.version} {metric} {shown}")
+    client.update_registered_model(
+        name, description=f"Champion: version {champion.version} ({metric} {shown}). ResNet checkpoints of mlimages; "
+                          f"load it as models:/{name}@{CHAMPION}.")
+
+
+def select_headline_metrics(metrics: dict[str, float], metric: str) -> dict[str, float]:
+    """The metrics a version shows as tags: top-1/top-5 at each size, mAP, and the champion metric.
+
+    The other multi-label numbers (CF1, OF1, precision@k, ...) stay in the evaluation run and its
+    JSON file: as tags they pushed the headline numbers off the registry's screen.
+    """
+    return {k: v for k, v in metrics.items() if re.fullmatch(r"top[15]_\d+|map_\w+", k) or k == metric}
 
 
 def update_champion(name: str, version: str, metric: str) -> bool:

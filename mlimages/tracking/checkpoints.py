@@ -15,7 +15,7 @@ import mlflow
 
 from mlimages.errors import InputError
 from mlimages.tracking.names import (
-    CHECKPOINT_NAME, CLASSES_FILE_TAG, SERVING_TAG, STEP_TAG, TASK_TAG,
+    CLASSES_FILE_TAG, SERVING_TAG, STEP_TAG, TASK_TAG, checkpoint_name,
 )
 from mlimages.tracking.requirements import pip_requirements
 
@@ -99,7 +99,7 @@ def log_checkpoint(model, step: int, task: str, spec: ModelSpec, metrics: Mappin
     if classes_file:
         model_tags[CLASSES_FILE_TAG] = classes_file
     info = mlflow.keras.log_model(
-        model, name=CHECKPOINT_NAME, step=step, tags=model_tags, params=spec.as_params(),
+        model, name=checkpoint_name(step), step=step, tags=model_tags, params=spec.as_params(),
         signature=make_checkpoint_signature(model), pip_requirements=pip_requirements(),
     )
     return info.model_id

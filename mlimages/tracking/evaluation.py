@@ -2,8 +2,9 @@
 
 The numbers come from the pure protocol (`mlimages.evaluate.evaluate_records`); this module only
 decides which versions to evaluate and where each result goes: the evaluation run (metrics at
-the checkpoint's step), the serving and checkpoint LoggedModels (the UI's model view compares
-them), the version's tags and model card, the `champion` alias, and a JSON file.
+the checkpoint's step, once; the run is named after the versions), the serving LoggedModel (the
+UI's model view compares them), the version's tags and model card, the `champion` alias, and a
+JSON file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from mlimages.evaluate import EvaluateConfig, evaluate_records
 from mlimages.tasks import FINETUNE, PRETRAIN
 from mlimages.tracking.champion import record_evaluation
-from mlimages.tracking.names import CHECKPOINT_TAG, PROTOCOL_TAG, SERVING_MODEL_TAG, STEP_TAG, TASK_TAG
+from mlimages.tracking.names import PROTOCOL_TAG, SERVING_MODEL_TAG, STEP_TAG, TASK_TAG, evaluate_run_name
 from mlimages.tracking.pretrained import load_source_model
 from mlimages.tracking.registry import RegistryConfig, register_checkpoints
 from mlimages.tracking.runs import log_dataset_input
@@ -54,6 +55,10 @@ def evaluate_uri(model_uri: str, config: EvaluateConfig, registry_config: Regist
         results.append(evaluate_version(version, config, registry_config, records, trainable))
         shown = {k: round(v, 4) for k, v in results[-1]["metrics"].items() if not k.startswith("classes_")}
         _log.info("%s version %s: %s", version.name, version.version, shown)
+    if results and mlflow.active_run():  # the run is named after what it evaluated
+        names = "+".join(sorted({r["name"] for r in results}))
+        mlflow.MlflowClient().update_run(mlflow.active_run().info.run_id,
+                                         name=evaluate_run_name(names, [str(r["version"]) for r in results]))
     return results
 
 
@@ -66,9 +71,11 @@ def evaluate_version(version, config: EvaluateConfig, registry_config: RegistryC
     model = load_source_model(f"models:/{version.name}/{version.version}")
     values, protocol, count = evaluate_records(model, folder, config, trainable if task == PRETRAIN else None)
     finite = {k: v for k, v in values.items() if np.isfinite(v)}
-    for model_id in {version.tags.get(SERVING_MODEL_TAG, ""), version.tags.get(CHECKPOINT_TAG, "")}:
-        if model_id.startswith("m-"):
-            mlflow.log_metrics({f"eval_{k}": v for k, v in finite.items()}, step=step, model_id=model_id)
+    # Once per step, linked to the version's own (serving) LoggedModel: each log_metrics call adds
+    # a history entry to the run, so linking the checkpoint too would log every metric twice.
+    serving_id = version.tags.get(SERVING_MODEL_TAG, "")
+    mlflow.log_metrics({f"eval_{k}": v for k, v in finite.items()}, step=step,
+                       model_id=serving_id if serving_id.startswith("m-") else None)
     mlflow.set_tags({f"evaluated.{version.name}": str(version.version), PROTOCOL_TAG: protocol})
     log_dataset_input(folder, context="eval")
     champion = record_evaluation(version.name, version.version, finite, protocol,

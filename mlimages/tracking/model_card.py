@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mlimages.tasks import PRETRAIN
 from mlimages.tracking.names import (
-    CHECKPOINT_TAG, EVAL_PREFIX, PROTOCOL_TAG, RUN_ID_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
+    CHECKPOINT_TAG, DATA_VERSION_TAG, EVAL_PREFIX, PROTOCOL_TAG, RUN_ID_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
 )
 
 SHOWN_PARAMS = ("depth", "image_size", "batch_size", "steps", "epochs", "base_lr", "schedule", "precision")
@@ -30,12 +30,17 @@ def refresh_model_card(name: str, version: str) -> None:
 
     client = mlflow.MlflowClient()
     model_version = client.get_model_version(name, version)
-    params = client.get_run(model_version.run_id).data.params if model_version.run_id else {}
-    client.update_model_version(name, version, description=make_model_card(model_version, params))
+    run = client.get_run(model_version.run_id) if model_version.run_id else None
+    params, run_tags = (run.data.params, run.data.tags) if run else ({}, {})
+    client.update_model_version(name, version, description=make_model_card(model_version, params, run_tags))
 
 
-def make_model_card(version, params: dict[str, str]) -> str:
-    """Markdown model card for a ModelVersion (uses its tags) and its training run's `params`."""
+def make_model_card(version, params: dict[str, str], run_tags: dict[str, str] | None = None) -> str:
+    """Markdown model card for a ModelVersion (uses its tags), its training run's `params` and tags.
+
+    The version carries one data version (the digest of dvc.lock); the per-output md5 table comes
+    from the training run's ``data.<stage>.<path>`` tags.
+    """
     tags = dict(version.tags)
     task = tags.get(TASK_TAG, "finetune")
     kind = ("multi-label tagger over the ML-Images hierarchy (sigmoid per class)" if task == PRETRAIN
@@ -50,10 +55,12 @@ def make_model_card(version, params: dict[str, str]) -> str:
         f"- Checkpoint: step {tags.get(STEP_TAG, '?')} of training run `{tags.get(RUN_ID_TAG, '?')}` "
         f"({task}); checkpoint model `{tags.get(CHECKPOINT_TAG, '?')}`",
         f"- Training data: {tags.get(TRAINING_DATA_TAG, 'unknown')}",
-        f"- Code: git commit `{tags.get('git_commit', 'unknown')}` (uncommitted changes: {tags.get('git_dirty', 'unknown')})",
+        f"- Code: git commit `{tags.get('git_commit', 'unknown')}` "
+        f"(uncommitted changes: {(run_tags or {}).get('git_dirty', 'unknown')})",
+        f"- Data version: `{tags.get(DATA_VERSION_TAG, 'unknown')}` (sha256 of dvc.lock)",
     ]
-    data = sorted((k, v) for k, v in tags.items() if k.startswith("data."))
-    lines += [f"- Data version `{k[5:]}`: md5 `{v}`" for k, v in data] or ["- Data version: no dvc.lock was found"]
+    data = sorted((k, v) for k, v in (run_tags or {}).items() if k.startswith("data."))
+    lines += [f"  - `{k[5:]}`: md5 `{v}`" for k, v in data] or ["  - no dvc.lock was found"]
     shown = {k: v for k, v in params.items() if k.split(".")[-1] in SHOWN_PARAMS}
     if shown:
         lines += ["", "## Training params", ""] + [f"- `{k}` = {v}" for k, v in sorted(shown.items())]

@@ -13,12 +13,14 @@ only looks versions up.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tempfile
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from mlimages.config import load_params
 from mlimages.errors import InputError
@@ -27,8 +29,8 @@ from mlimages.tasks import FINETUNE, LABEL_KIND, PRETRAIN
 from mlimages.tracking.checkpoints import find_checkpoints, read_model_spec
 from mlimages.tracking.model_card import refresh_model_card
 from mlimages.tracking.names import (
-    CANDIDATE, CHECKPOINT_TAG, CLASSES_FILE_TAG, INIT_MODEL_TAG, LINEAGE_PREFIXES, RUN_ID_TAG, SERVING_MODEL_TAG,
-    SERVING_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
+    CANDIDATE, CHECKPOINT_TAG, CLASSES_FILE_TAG, INIT_MODEL_TAG, RUN_ID_TAG, SERVING_MODEL_TAG, SERVING_TAG, STEP_TAG,
+    TASK_TAG, TRAINING_DATA_TAG, VERSION_LINEAGE_TAGS, describe_source, serving_name,
 )
 from mlimages.tracking.serving import ServingConfig, log_serving_model
 
@@ -107,11 +109,11 @@ def register_checkpoint(checkpoint_id: str, config: RegistryConfig):
         classes = fetch_classes_file(run.info.run_id, checkpoint.tags.get(CLASSES_FILE_TAG), tmp,
                                      model.output_shape[-1])
         serving = log_serving_model(model_file, classes, config.serving(task, spec.crop_fraction),
-                                    run_id=run.info.run_id, step=step, name=f"serving-step-{step}",
+                                    run_id=run.info.run_id, step=step, name=serving_name(step),
                                     tags={SERVING_TAG: "true", CHECKPOINT_TAG: checkpoint_id, TASK_TAG: task})
     tags = {TASK_TAG: task, STEP_TAG: str(step), RUN_ID_TAG: run.info.run_id,
             CHECKPOINT_TAG: checkpoint_id, TRAINING_DATA_TAG: training_data(run)}
-    tags.update({k: v for k, v in run.data.tags.items() if k.startswith(LINEAGE_PREFIXES)})
+    tags.update({k: run.data.tags[k] for k in VERSION_LINEAGE_TAGS if k in run.data.tags})
     return create_version(name, serving.model_id, run.info.run_id, tags)
 
 
@@ -125,10 +127,25 @@ def create_version(name: str, serving_model_id: str, run_id: str | None, tags: d
             raise
     version = client.create_model_version(name, source=f"models:/{serving_model_id}", run_id=run_id,
                                           tags={**tags, SERVING_MODEL_TAG: serving_model_id}, model_id=serving_model_id)
+    link_logged_models(name, version.version, [serving_model_id, tags.get(CHECKPOINT_TAG, "")])
     client.set_registered_model_alias(name, CANDIDATE, version.version)
     refresh_model_card(name, version.version)
     _log.info("registered %s version %s (step %s)", name, version.version, tags.get(STEP_TAG))
     return client.get_model_version(name, version.version)
+
+
+def link_logged_models(name: str, version: str, model_ids: list[str]) -> None:
+    """Tag the LoggedModels a version was built from with it, as `mlflow.register_model` does.
+
+    The SQL registry does not return a version's `model_id`; the LoggedModel page decides
+    "Registered" from this tag, so without it the serving model and its checkpoint say "Not registered".
+    """
+    client = mlflow.MlflowClient()
+    for model_id in filter(lambda m: m.startswith("m-"), model_ids):
+        listed = json.loads(client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS, "[]"))
+        entry = {"name": name, "version": int(version)}
+        if entry not in listed:
+            client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(listed + [entry])})
 
 
 def find_version(name: str, checkpoint_id: str):
@@ -141,14 +158,19 @@ def find_version(name: str, checkpoint_id: str):
 
 
 def training_data(run) -> str:
-    """``name@digest`` of the run's training inputs, plus the finetune source ("from scratch")."""
+    """The short lineage of a run's training data.
+
+    A finetune says where its backbone came from (``from mlimages-resnet50-ml v2``, ``from scratch``);
+    a pretraining run names its training records (``ml-images/train@1a2b3c4d``). The record
+    digests of every run stay on the run (dataset inputs) and the data version on the version.
+    """
+    if run.data.params.get("task") == FINETUNE:
+        param = run.data.params.get("init_model")
+        return describe_source(run.data.tags.get(INIT_MODEL_TAG) or (None if param in (None, "", "scratch") else param))
     inputs = getattr(run.inputs, "dataset_inputs", None) or []
-    names = [f"{d.dataset.name}@{d.dataset.digest}" for d in inputs
+    names = [f"{d.dataset.name}@{(d.dataset.digest or '')[:8]}" for d in inputs
              if any(t.key == "mlflow.data.context" and t.value in ("train", "training") for t in d.tags)]
-    text = ", ".join(names) or "unknown"
-    if run.data.params.get("task") == FINETUNE and "init_model" in run.data.params:  # where the backbone came from
-        text += f" from {run.data.tags.get(INIT_MODEL_TAG) or run.data.params['init_model'] or 'scratch'}"
-    return text
+    return ", ".join(names) or "unknown"
 
 
 def fetch_classes_file(run_id: str, artifact_path: str | None, folder: str, num_classes: int) -> Path:
@@ -183,7 +205,8 @@ def register_keras_model(model_path: str | Path, name: str, classes_file: str | 
         The new ModelVersion (alias `candidate`).
     """
     from mlimages.tracking.pretrained import load_source_model
-    from mlimages.tracking.runs import configure_tracking, lineage_tags
+    from mlimages.tracking.lineage import lineage_tags
+    from mlimages.tracking.runs import configure_tracking
 
     if not mlflow.tracking.is_tracking_uri_set():
         configure_tracking()  # the project's store (sqlite:///mlflow.db), not MLflow's ./mlruns default
@@ -198,8 +221,9 @@ def register_keras_model(model_path: str | Path, name: str, classes_file: str | 
             mlflow.log_params({"source": str(model_path), "task": task})
             serving = log_serving_model(model_path, classes_file, config.serving(task), run_id=run.info.run_id,
                                         name="serving", tags={SERVING_TAG: "true", TASK_TAG: task})
-    tags = {TASK_TAG: task, STEP_TAG: "0", RUN_ID_TAG: run.info.run_id,
-            CHECKPOINT_TAG: f"file:{Path(model_path).name}", TRAINING_DATA_TAG: "imported", **lineage_tags()}
+    lineage = lineage_tags()
+    tags = {TASK_TAG: task, STEP_TAG: "0", RUN_ID_TAG: run.info.run_id, CHECKPOINT_TAG: f"file:{Path(model_path).name}",
+            TRAINING_DATA_TAG: "imported", **{k: lineage[k] for k in VERSION_LINEAGE_TAGS}}
     return create_version(name, serving.model_id, run.info.run_id, tags)
 
 

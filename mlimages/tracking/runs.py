@@ -1,4 +1,4 @@
-"""MLflow runs: the tracking store, lineage tags, resumable runs, params and dataset inputs.
+"""MLflow runs: the tracking store, resumable runs, params and dataset inputs.
 
 Every training run is found again by a deterministic key (a hash of its params and output
 folder), so a restarted command resumes the same MLflow run instead of opening a new one.
@@ -11,13 +11,10 @@ import hashlib
 import json
 import logging
 import os
-import re
-import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
 import mlflow
-import yaml
 
 from mlimages.records.index import INDEX_FILE
 from mlimages.tracking.names import CLASSES_ARTIFACT_DIR, CONTINUED_IN_TAG, RUN_KEY_TAG
@@ -38,52 +35,35 @@ def configure_tracking(default_uri: str = DEFAULT_TRACKING_URI) -> str:
     return uri
 
 
-def lineage_tags(repo: str | Path = ".", lock_file: str | Path = "dvc.lock") -> dict[str, str]:
-    """Tags tying a run to its code and data: git commit, dirty flag, DVC output hashes.
-
-    Args:
-        repo: a folder inside the git work tree.
-        lock_file: the `dvc.lock` file; its stage outputs become ``data.<stage>.<path>`` tags.
-
-    Returns:
-        ``{"git_commit": ..., "git_dirty": "true"|"false", "data.<stage>.<path>": md5, ...}``;
-        git values are ``"unknown"`` outside a git work tree.
-    """
-    commit = _git(repo, "rev-parse", "HEAD")
-    status = _git(repo, "status", "--porcelain", "--untracked-files=no")
-    tags = {
-        "git_commit": commit or "unknown",
-        "git_dirty": "unknown" if commit is None else str(bool(status)).lower(),
-    }
-    tags.update(read_data_hashes(lock_file))
-    return tags
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # without it the UI asks, or opens on an empty traces page
 
 
-def read_data_hashes(lock_file: str | Path) -> dict[str, str]:
-    """The md5 of every stage output listed in `dvc.lock`, keyed ``data.<stage>.<path>``."""
-    path = Path(lock_file)
-    if not path.is_file():
-        return {}
-    lock = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    hashes = {}
-    for stage, body in (lock.get("stages") or {}).items():
-        for out in (body or {}).get("outs") or []:
-            if "md5" in out:
-                hashes[_tag_key(f"data.{stage}.{out['path']}")] = str(out["md5"])
-    return hashes
+def use_experiment(name: str) -> str:
+    """Make `name` the active experiment (created when missing), marked as model training; returns its id."""
+    experiment = mlflow.set_experiment(name)
+    mark_model_training(experiment.experiment_id)
+    return experiment.experiment_id
 
 
-def _tag_key(key: str) -> str:
-    # MLflow keys allow alphanumerics, _ - . space / : only (foreach stages are named "stage@item").
-    return re.sub(r"[^\w\-. /:]", ".", key)
+def ensure_experiment(name: str) -> str:
+    """Create `name` when missing and mark it as model training, leaving the active experiment alone; returns its id."""
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    mark_model_training(experiment_id)
+    return experiment_id
 
 
-def _git(repo: str | Path, *args: str) -> str | None:
-    try:
-        result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
+def mark_model_training(experiment_id: str) -> None:
+    """Tag the experiment as model training, so the UI opens on its runs rather than on GenAI traces."""
+    client = mlflow.MlflowClient()
+    if client.get_experiment(experiment_id).tags.get(EXPERIMENT_KIND_TAG) != "custom_model_development":
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+
+
+def runs_table_url(ui_address: str, experiment_id: str) -> str:
+    """The UI address that opens an experiment's runs table directly."""
+    return f"{ui_address.rstrip('/')}/#/experiments/{experiment_id}/runs"
 
 
 def make_run_key(params: Mapping[str, Any], output_dir: str | Path) -> str:
@@ -114,19 +94,32 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
         filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", order_by=["attributes.start_time DESC"],
         max_results=1, output_format="list", search_all_experiments=True,
     )
+    client = mlflow.MlflowClient()
     if found:
         _log.info("resuming MLflow run %s", found[0].info.run_id)
         run = mlflow.start_run(run_id=found[0].info.run_id)
         if project_run and project_run != found[0].info.run_id:
-            mlflow.MlflowClient().set_tag(project_run, CONTINUED_IN_TAG, found[0].info.run_id)
+            # the run `mlflow run` opened stays empty: say where the work went, by name and by tag
+            client.set_tag(project_run, CONTINUED_IN_TAG, found[0].info.run_id)
+            for key, value in (tags or {}).items():
+                client.set_tag(project_run, key, value)
+            client.update_run(project_run, name=f"{found[0].info.run_name}-rerun")
     elif project_run:
         run = mlflow.start_run(run_id=project_run, tags={RUN_KEY_TAG: run_key})
     else:
-        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
+        use_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
         run = mlflow.start_run(run_name=run_name, tags={RUN_KEY_TAG: run_key})
+    if run_name and not found:
+        client.update_run(run.info.run_id, name=run_name)
+    mark_model_training(run.info.experiment_id)  # also the experiment an `mlflow run` picked
     if tags:
         mlflow.set_tags(dict(tags))
     return run
+
+
+def resolve_continued_run(run_id: str) -> str:
+    """The run that did the work of `run_id`: the resumed run an `mlflow run` rerun handed over to, else itself."""
+    return mlflow.MlflowClient().get_run(run_id).data.tags.get(CONTINUED_IN_TAG) or run_id
 
 
 def log_flat_params(params: Mapping[str, Any], prefix: str = "") -> None:

@@ -29,16 +29,21 @@ import tensorflow as tf
 from mlimages.data.pipeline import InputConfig, make_dataset
 from mlimages.errors import InputError
 from mlimages.records.index import INDEX_FILE, find_classes_file, hash_file, list_record_files, read_index
-from mlimages.tasks import LABEL_KIND
+from mlimages.tasks import LABEL_KIND, PRETRAIN
 from mlimages.tracking.checkpoints import ModelSpec, log_checkpoint, logged_checkpoint_steps
-from mlimages.tracking.names import DIVERGED_TAG, EPOCH_TAG, INIT_MODEL_TAG, TASK_TAG, TOTAL_STEPS_TAG
+from mlimages.tracking.lineage import lineage_tags, read_data_hashes
+from mlimages.tracking.names import (
+    DIVERGED_TAG, EPOCH_TAG, INIT_MODEL_TAG, LINEAGE_ARTIFACT, TASK_TAG, TOTAL_STEPS_TAG, finetune_run_name,
+    pretrain_run_name,
+)
 from mlimages.tracking.pretrained import pin_source
 from mlimages.tracking.runs import (
-    last_logged_step, lineage_tags, log_classes_file, log_dataset_input, log_flat_params, make_run_key,
+    last_logged_step, log_classes_file, log_dataset_input, log_flat_params, make_run_key,
     start_or_resume_run,
 )
 from mlimages.train.config import TrainConfig, count_total_steps, find_size_switch_step
 from mlimages.train.distribute import is_chief, make_strategy, worker_id
+from mlimages.train.output_folder import claim_output_folder
 from mlimages.train.state import build_train_state, make_train_step
 from mlimages.train.validation import validate
 
@@ -107,11 +112,17 @@ def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir
     plan = make_plan(config, strategy, train_dir, val_dir)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
+    source = pin_source(init_model) if init_model else None
+    params = {"task": config.task, **dataclasses.asdict(config), "train_dir": str(train_dir), "val_dir": str(val_dir),
+              "init_model": init_model or SCRATCH}
+    run_key = make_run_key({**params, "init_model_pinned": source}, out_dir)  # a moved alias trains anew
     try:
-        state, manager, source = _restore_state(plan, out_dir, init_model)
+        if plan.chief:
+            claim_output_folder(out_dir, run_key)
+        state, manager = _restore_state(plan, out_dir, source)
         if not plan.chief:
             return _train(plan, Tracking(), state, manager, train_dir, out_dir)
-        with _tracked_run(plan, train_dir, val_dir, out_dir, init_model, source) as tracking:
+        with _tracked_run(plan, params, run_key, train_dir, val_dir, out_dir, source) as tracking:
             return _train(plan, tracking, state, manager, train_dir, out_dir)
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -132,12 +143,11 @@ def make_plan(config: TrainConfig, strategy, train_dir, val_dir) -> Plan:
                 find_size_switch_step(config, steps_per_epoch, total), val_files)
 
 
-def _restore_state(plan: Plan, out_dir: Path, init_model: str | None):
-    """Build the train state, from the last checkpoint when there is one; returns (state, manager, source)."""
+def _restore_state(plan: Plan, out_dir: Path, source: str | None):
+    """Build the train state from the last checkpoint, else from `source`; returns (state, manager)."""
     with plan.strategy.scope():
         latest = tf.train.latest_checkpoint(str(out_dir / "checkpoints"))
-        source = None if latest or init_model is None else pin_source(init_model)
-        state = build_train_state(plan.config, plan.num_classes, plan.total_steps, source)
+        state = build_train_state(plan.config, plan.num_classes, plan.total_steps, None if latest else source)
     checkpoint = state.make_checkpoint()
     # Every worker saves (saving may need collectives); only the chief's folder is the real one.
     folder = out_dir / "checkpoints" if plan.chief else out_dir / "worker-checkpoints" / worker_id(plan.strategy)
@@ -148,20 +158,20 @@ def _restore_state(plan: Plan, out_dir: Path, init_model: str | None):
         _log.info("resumed from step %d (optimizer iterations %d, positive-counter sum %.1f)",
                   int(state.step.numpy()), int(state.optimizer.iterations.numpy()),
                   float(tf.reduce_sum(state.pos_counts)))
-    return state, manager, source
+    return state, manager
 
 
 @contextlib.contextmanager
-def _tracked_run(plan: Plan, train_dir, val_dir, out_dir: Path, init_model, source) -> Iterator[Tracking]:
+def _tracked_run(plan: Plan, params: dict, run_key: str, train_dir, val_dir, out_dir: Path,
+                 source: str | None) -> Iterator[Tracking]:
     """Start or resume the run's MLflow run and log what is known before the first step."""
     config = plan.config
-    params = {"task": config.task, **dataclasses.asdict(config), "train_dir": str(train_dir), "val_dir": str(val_dir),
-              "init_model": init_model or SCRATCH}
     tags = {TASK_TAG: config.task, **lineage_tags()}
-    if source:  # set when the run starts; a resumed run keeps the version it started from
+    if source:  # the pinned version is part of the run key: a resumed run started from it too
         tags[INIT_MODEL_TAG] = source
-    with start_or_resume_run(config.experiment, make_run_key(params, out_dir), f"{config.task}-{out_dir.name}",
-                             tags) as active:
+    name = (pretrain_run_name(config.depth, config.width_multiplier) if config.task == PRETRAIN
+            else finetune_run_name(source))
+    with start_or_resume_run(config.experiment, run_key, name, tags) as active:
         yield _start_logging(plan, params, train_dir, val_dir, active.info.run_id)
 
 
@@ -173,6 +183,7 @@ def _start_logging(plan: Plan, params: dict, train_dir, val_dir, run_id: str) ->
     log_dataset_input(train_dir, "training")
     log_dataset_input(val_dir, "validation")
     mlflow.set_tag(TOTAL_STEPS_TAG, str(plan.total_steps))
+    mlflow.log_dict(read_data_hashes(), LINEAGE_ARTIFACT)
     classes = find_classes_file(train_dir)
     spec = ModelSpec(config.depth, config.width_multiplier, config.image_size, config.crop_fraction,
                      hash_file(classes) if classes else "")

@@ -42,10 +42,12 @@ def test_entry_point_registers_evaluates_and_moves_champion(tracking_store, fine
     assert str(client.get_model_version_by_alias(name, "candidate").version) == "2"
     for version in versions.values():
         assert version.run_id == finetune_run
-        assert version.tags["git_commit"] == "abc123" and "data.build_imagenet.data/tfrecords/imagenet" in version.tags
+        assert version.tags["git_commit"] == "abc123" and version.tags["mlimages.data_version"] == "0123456789ab"
+        assert not any(key.startswith("data.") for key in version.tags)  # the per-output table is in the card
         assert "eval.top5_48" in version.tags and "eval.protocol" in version.tags
         card = version.description
         assert "CC BY 4.0" in card and "BSD-3-Clause" in card and "top1_48" in card and "Intended use" in card
+        assert "`build_imagenet.data/tfrecords/imagenet`: md5 `d41d8cd9`" in card and "`0123456789ab`" in card
         model = mlflow.get_logged_model(version.tags["mlimages.serving_model"])
         assert {m.key for m in model.metrics} >= {"eval_top1_32", "eval_top5_48", "loss"}
         assert model.params.get("depth") == "50"  # the training run's params

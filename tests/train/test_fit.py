@@ -32,9 +32,12 @@ def test_pretrain_then_finetune_chain(tiny_records, tracking_uri, tmp_path):
     assert run.data.params["depth"] == "50" and run.data.params["loss"] == "adaptive"
     assert {"loss", "learning_rate", "images_per_s", "val_map"} <= set(run.data.metrics)
     assert run.data.tags[TASK_TAG] == "pretrain" and "git_commit" in run.data.tags
+    assert run.info.run_name == "pretrain-resnet50-w0.125"
+    assert mlflow.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"ml/train", "ml/val"}
     (checkpoint,) = find_checkpoints(pretrain.run_id)  # one epoch of 64 / 8 steps: one checkpoint
     assert checkpoint.tags[STEP_TAG] == "8" and checkpoint.tags[TASK_TAG] == "pretrain"
+    assert checkpoint.name == "checkpoint-step-8"
     assert checkpoint.tags[CLASSES_FILE_TAG] == "classes/classes.tsv"
     assert {m.key for m in checkpoint.metrics if m.step == 8} >= {"val_map", "loss"}
 
@@ -49,7 +52,8 @@ def test_pretrain_then_finetune_chain(tiny_records, tracking_uri, tmp_path):
     run = mlflow.get_run(finetune.run_id)
     assert run.data.params["init_model"] == source
     assert run.data.tags["mlimages.init_model"] == f"models:/tiny-pretrained/{version}"
-    assert training_data(run).endswith(f" from models:/tiny-pretrained/{version}")
+    assert training_data(run) == f"from tiny-pretrained v{version}"
+    assert run.info.run_name == f"finetune-from-pretrained-v{version}"
     assert finetune.step == 16 and finetune.model.output_shape == (None, NUM_CLASSES)
     pretrained = get_backbone(mlflow.keras.load_model(source))
     frozen = stage_layers(get_backbone(finetune.model), (0, 1))
@@ -94,3 +98,21 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_records, tracking_ur
     run = mlflow.search_runs(experiment_names=["test"], output_format="list")[0]
     assert run.info.status == "FAILED" and "mlimages.diverged_at_step" in run.data.tags
     assert all(math.isfinite(m.value) for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss"))
+
+
+def test_same_command_again_trains_nothing_changed_params_train_anew(tiny_records, tracking_uri, tmp_path, caplog):
+    args = (tiny_records["ml_train"], tiny_records["ml_val"], tmp_path / "pre")
+    first = fit(tiny_config(PretrainConfig, steps=4, checkpoint_every_steps=4), *args)
+    caplog.set_level("INFO", logger="mlimages")
+    again = fit(tiny_config(PretrainConfig, steps=4, checkpoint_every_steps=4), *args)
+    assert again.run_id == first.run_id and "resumed from step 4" in caplog.text
+    assert [m.tags[STEP_TAG] for m in find_checkpoints(first.run_id)] == ["4"]
+
+    changed = fit(tiny_config(PretrainConfig, steps=4, checkpoint_every_steps=4, base_lr=0.02), *args)
+    assert changed.run_id != first.run_id and changed.step == 4
+    assert [m.tags[STEP_TAG] for m in find_checkpoints(changed.run_id)] == ["4"]  # trained from step 0 again
+    assert [p.name for p in (tmp_path / "pre").glob("checkpoints-*")] == [f"checkpoints-{first_key(first)}"]
+
+
+def first_key(result) -> str:
+    return mlflow.get_run(result.run_id).data.tags["mlimages.run_key"][:12]
