@@ -17,7 +17,8 @@ from mlimages.dedup.stage import FINETUNE_VAL, ML_IMAGES_VAL, run_dedup
 from mlimages.errors import InputError
 from mlimages.records.build import build_ml_images
 from mlimages.records.config import RecordsConfig
-from mlimages.records.reader import iter_records, list_shards
+from mlimages.records.index import list_shards
+from mlimages.records.reader import iter_records
 
 from .world import write_world
 
