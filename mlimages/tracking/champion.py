@@ -23,10 +23,16 @@ def record_evaluation(name: str, version: str, metrics: dict[str, float], protoc
                       metric: str) -> bool:
     """Put evaluation results on a version (tags and model card) and move `champion` if it wins.
 
+    The tags are replaced, not merged: a metric the new evaluation lacks (a clean score evaluated
+    without the leaked list this time) would otherwise stand beside a protocol that did not make it.
+
     Returns:
         True when the version is (now) the champion.
     """
     client = mlflow.MlflowClient()
+    for key in client.get_model_version(name, version).tags:  # a metric of an earlier evaluation only
+        if key.startswith(EVAL_PREFIX) and key != PROTOCOL_TAG and key[len(EVAL_PREFIX):] not in metrics:
+            client.delete_model_version_tag(name, version, key)
     for key, value in metrics.items():
         client.set_model_version_tag(name, version, f"{EVAL_PREFIX}{key}", f"{value:.6g}")
     client.set_model_version_tag(name, version, PROTOCOL_TAG, protocol)
