@@ -3,7 +3,10 @@ dedup stage, and `evaluate --leaked` scores every version with and without it.""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -115,3 +118,22 @@ def test_default_list_is_optional_but_a_named_one_must_exist(world, finetune_run
     with pytest.raises(SystemExit) as exit_info:
         run_evaluate(root, finetune_run_2_classes, tmp_path, "--leaked", str(root / "missing.tsv"))
     assert exit_info.value.code == 2
+
+
+def test_mlproject_entry_point_passes_the_leaked_list(world, finetune_run_2_classes, tmp_path, monkeypatch):
+    """`mlflow run . -e evaluate -P leaked=...` (local env): the parameter reaches the script."""
+    root, _ = world
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    params = write_params(tmp_path / "params.yaml", evaluate={"sizes": [32], "batch_size": 4},
+                          registry={"finetuned_name": "clean-score-resnet{depth}-imagenet",
+                                    "finetuned_metric": "top1_32_clean"})
+    out = tmp_path / "eval.json"
+    parameters = {"model_uri": f"runs:/{finetune_run_2_classes}", "records": str(root / "records" / "val"),
+                  "leaked": str(root / "dedup" / "leaked.tsv"), "out": str(out), "params": str(params)}
+    submitted = mlflow.projects.run(str(REPO), "evaluate", parameters=parameters, env_manager="local",
+                                    experiment_name="mlimages-clean-score", synchronous=True)
+    assert submitted.get_status() == "FINISHED"
+    results = read_json(out)["results"]
+    assert len(results) == 2 and all(r["metrics"]["leaked_left_out"] == 1 for r in results)
+    assert all("top1_32_clean" in r["metrics"] for r in results)
+    assert mlflow.get_run(submitted.run_id).data.params["leaked"] == parameters["leaked"]
