@@ -7,6 +7,11 @@ centre plus their mirror images, averaging the ten softmax outputs. Multi-label 
 CP/CR/CF1, OP/OR/OF1 and precision@k (`mlimages.metrics`) over all classes and over the trainable
 classes, at the first size. The protocol is returned as one line of text, stored beside every number.
 
+A clean score: given an exclusion set of record filenames (evaluation images with a copy in the
+model's pretraining data, from the dedup stage), every metric is also computed over the records
+whose filename is not in it, as ``<metric>_clean``, with ``leaked_left_out`` saying how many records
+were left out. The model runs once; both scores come from the same predictions.
+
 This module is the protocol only: a config, records and a model in, a metrics dict out. Recording
 the results in MLflow and the registry is `mlimages.tracking.evaluation`.
 """
@@ -63,7 +68,7 @@ def describe_protocol(config: EvaluateConfig, size: int | None = None) -> str:
 
 
 def make_eval_dataset(files: list[str], size: int, config: EvaluateConfig, num_classes: int) -> tf.data.Dataset:
-    """Batches of (images, dense targets) in file order; images (b, size, size, 3) or (b, 10, ...)."""
+    """Batches of (images, dense targets, filenames) in file order; images (b, size, size, 3) or (b, 10, ...)."""
 
     def prepare(record):
         example = parse_example(record)
@@ -72,31 +77,34 @@ def make_eval_dataset(files: list[str], size: int, config: EvaluateConfig, num_c
             pixels = ten_crops(image, size, config.crop_fraction)
         else:
             pixels = scale_pixels(resize_and_center_crop(image, size, config.crop_fraction))
-        return pixels, example["labels"], example["confidences"]
+        return pixels, example["labels"], example["confidences"], example["filename"]
 
     dataset = tf.data.TFRecordDataset(files)
     if config.max_images:
         dataset = dataset.take(config.max_images)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.padded_batch(config.batch_size, padding_values=(0.0, tf.constant(-1, tf.int64), 0.0))
-    dataset = dataset.map(lambda images, labels, conf: (images, dense_targets(labels, conf, num_classes)))
+    padding = (0.0, tf.constant(-1, tf.int64), 0.0, "")
+    dataset = dataset.padded_batch(config.batch_size, padding_values=padding)
+    dataset = dataset.map(lambda images, labels, conf, names: (images, dense_targets(labels, conf, num_classes), names))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def predict_probabilities(model, dataset: tf.data.Dataset, multi_label: bool, total: int | None = None):
-    """Run the model over `dataset`; returns (targets (n, C), probabilities (n, C)) as NumPy."""
-    targets, outputs = [], []
-    for images, dense in tqdm(dataset, total=total, desc="evaluate", unit="batch", leave=False):
+    """Run the model over `dataset`; returns (targets (n, C), probabilities (n, C), filenames (n,)) as NumPy."""
+    targets, outputs, filenames = [], [], []
+    for images, dense, names in tqdm(dataset, total=total, desc="evaluate", unit="batch", leave=False):
         crops = images.shape[1] if images.shape.rank == 5 else 1
         flat = tf.reshape(images, [-1, *images.shape[-3:]])  # (b * crops, size, size, 3)
         logits = tf.cast(model(flat, training=False), tf.float32)
         probs = tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits)
         outputs.append(tf.reduce_mean(tf.reshape(probs, [-1, crops, probs.shape[-1]]), axis=1).numpy())
         targets.append(dense.numpy())
-    return np.concatenate(targets), np.concatenate(outputs)
+        filenames.append(names.numpy())
+    return np.concatenate(targets), np.concatenate(outputs), np.concatenate(filenames)
 
 
-def evaluate_records(model, folder: str | Path, config: EvaluateConfig, trainable=None) -> tuple[dict, str, int]:
+def evaluate_records(model, folder: str | Path, config: EvaluateConfig, trainable=None,
+                     exclude: frozenset[str] | None = None) -> tuple[dict, str, int]:
     """Evaluate `model` (images -> logits) on a record folder.
 
     Args:
@@ -104,10 +112,12 @@ def evaluate_records(model, folder: str | Path, config: EvaluateConfig, trainabl
         folder: a split folder with index.json (``label_kind`` decides the metrics).
         config: the evaluation settings.
         trainable: class indices of the trainable classes (multi-label); None skips that variant.
+        exclude: record filenames (``image/filename``) the clean score leaves out; None: no clean score.
 
     Returns:
         (metrics, protocol line, number of images). Single-label keys: ``top1_224``, ``top5_224``, ...;
-        multi-label keys: ``map_all``, ``cf1_all``, ..., ``map_trainable``, ...
+        multi-label keys: ``map_all``, ``cf1_all``, ..., ``map_trainable``, ...; with `exclude`, also
+        each key + ``_clean`` and ``leaked_left_out`` (the number of records left out).
     """
     index = read_index(folder)
     num_classes = int(index["num_classes"])
@@ -118,17 +128,27 @@ def evaluate_records(model, folder: str | Path, config: EvaluateConfig, trainabl
     results: dict[str, float] = {}
     for size in config.sizes[:1] if multi else config.sizes:
         dataset = make_eval_dataset(files, size, config, num_classes)
-        targets, probs = predict_probabilities(model, dataset, multi, batches)
-        if multi:
-            results.update(multi_label_results(targets, probs, config, trainable))
-        else:
-            labels = targets.argmax(axis=1)
-            for k in (1, 5):
-                results[f"top{k}_{size}"] = metrics.top_k_accuracy(labels, probs, min(k, num_classes))
+        targets, probs, filenames = predict_probabilities(model, dataset, multi, batches)
+        results.update(score(targets, probs, size, multi, config, trainable))
+        if exclude is not None:
+            keep = np.array([name.decode("utf-8") not in exclude for name in filenames], dtype=bool)
+            clean = score(targets[keep], probs[keep], size, multi, config, trainable)
+            results.update({f"{key}_clean": value for key, value in clean.items()})
+            results["leaked_left_out"] = int(np.count_nonzero(~keep))
         _log.info("evaluated %d images at %d px", len(targets), size)
     where = f"{Path(folder).resolve().parent.name}/{Path(folder).name}"
     protocol = describe_protocol(config, config.sizes[0] if multi else None) + f"; {count} images of {where}"
+    if exclude is not None:
+        protocol += f"; *_clean without the {results['leaked_left_out']} of them leaked from pretraining"
     return results, protocol, count
+
+
+def score(targets, probs, size: int, multi: bool, config: EvaluateConfig, trainable=None) -> dict[str, float]:
+    """The metrics at one size from targets (n, C) and probabilities (n, C); the clean score calls it on a subset."""
+    if multi:
+        return multi_label_results(targets, probs, config, trainable)
+    labels, num_classes = targets.argmax(axis=1), targets.shape[1]
+    return {f"top{k}_{size}": metrics.top_k_accuracy(labels, probs, min(k, num_classes)) for k in (1, 5)}
 
 
 def multi_label_results(targets, probs, config: EvaluateConfig, trainable=None) -> dict[str, float]:

@@ -5,6 +5,7 @@
 
 `--model-uri` takes a training run (every kept checkpoint is registered, then evaluated), a
 LoggedModel (models:/m-ID), or a registered version (models:/NAME/VERSION, models:/NAME@ALIAS).
+`--leaked` (the dedup stage's list; optional at its default path, "" for none) adds the clean score.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.evaluate import EvaluateConfig, trainable_classes
 from mlimages.stats import StatsConfig
-from mlimages.tracking.evaluation import evaluate_uri, write_results
+from mlimages.tracking.evaluation import DEFAULT_LEAKED, evaluate_uri, find_leaked_file, write_results
 from mlimages.tracking.registry import RegistryConfig
 from mlimages.records.index import read_index
 from mlimages.tracking.lineage import lineage_tags
@@ -34,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-uri", required=True, help="runs:/RUN_ID, models:/m-ID, models:/NAME/VERSION or @ALIAS")
     parser.add_argument("--records", default="", help="record folder; default by task (ml-images or imagenet val)")
     parser.add_argument("--train-records", default="", help="multi-label training records: adds *_trainable metrics")
+    parser.add_argument("--leaked", default=DEFAULT_LEAKED, help="dedup stage's leaked.tsv: adds *_clean metrics")
     parser.add_argument("--out", default="reports/eval.json", help="JSON file of the results")
     parser.add_argument("--params", default="params.yaml", help="params file; reads `evaluate`, `registry`, `stats`")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = load_params("evaluate", EvaluateConfig, args.params)
     registry_config = load_params("registry", RegistryConfig, args.params)
+    leaked = find_leaked_file(args.leaked)
     trainable = None
     if args.train_records:  # *_trainable metrics only when they can differ from *_all
         min_images = load_params("stats", StatsConfig, args.params).trainable_min_images
@@ -50,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         use_experiment("mlimages")
     with mlflow.start_run():
         mlflow.set_tags({**lineage_tags(), TASK_TAG: EVALUATE_TASK})
-        mlflow.log_params({"model_uri": args.model_uri, **{f"evaluate.{k}": v for k, v in vars(config).items()}})
-        results = evaluate_uri(args.model_uri, config, registry_config, args.records or None, trainable)
+        settings = {f"evaluate.{k}": v for k, v in vars(config).items()}
+        mlflow.log_params({"model_uri": args.model_uri, "leaked": str(leaked or ""), **settings})
+        results = evaluate_uri(args.model_uri, config, registry_config, args.records or None, trainable, leaked)
     write_results(results, args.model_uri, args.out)
     return 0
 

@@ -64,3 +64,28 @@ def test_multi_label_metrics_all_and_trainable(multi_records):
     assert results["classes_with_positives_trainable"] == 2
     assert {"map_all", "cf1_all", "of1_all", "precision_at_1_all", "map_trainable"} <= set(results)
     assert not any(key.startswith("top1") for key in results)
+
+
+def test_clean_score_is_the_score_of_the_records_without_the_excluded_ones(tmp_path):
+    from tests.factories import make_colour_jpeg, write_record_folder
+    from tests.tracking_fixtures import COLOURS
+
+    examples = [(make_colour_jpeg(COLOURS[i % 3], seed=i), [(i * 7) % 3], [1.0]) for i in range(9)]
+    full = write_record_folder(tmp_path / "full", "single", 3, examples)
+    without = write_record_folder(tmp_path / "without", "single", 3, examples[:4] + examples[5:])
+    cfg = dataclasses.replace(CFG, sizes=(32,), batch_size=4)
+    model = build_tiny_classifier(3, seed=4)
+    results, protocol, count = evaluate_records(model, full, cfg, exclude=frozenset({"4.jpg", "not-a-record.jpg"}))
+    reference, _, reference_count = evaluate_records(model, without, cfg)
+    assert results["leaked_left_out"] == 1 and (count, reference_count) == (9, 8)
+    assert results["top1_32_clean"] == reference["top1_32"] and results["top5_32_clean"] == reference["top5_32"]
+    assert results["top1_32_clean"] != results["top1_32"]  # the left-out record changes the score (3/9 -> 3/8)
+    assert "without the 1 of them leaked" in protocol
+    plain, _, _ = evaluate_records(model, full, cfg)
+    assert plain == {k: v for k, v in results.items() if k in ("top1_32", "top5_32")} and len(results) == 5
+
+
+def test_clean_multi_label_metrics_leave_out_the_excluded_records(multi_records):
+    results, _, _ = evaluate_records(build_tiny_classifier(4, 3), multi_records, CFG, exclude=frozenset({"0.jpg"}))
+    assert results["leaked_left_out"] == 1
+    assert {"map_all_clean", "of1_all_clean", "map_all"} <= set(results) and "map_trainable_clean" not in results

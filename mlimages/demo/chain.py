@@ -33,14 +33,18 @@ def run_entry_point(entry_point: str, **parameters: str) -> str:
     return run_id if entry_point == "evaluate" else resolve_continued_run(run_id)
 
 
-def run_demo(records: str, models: str, params: str, config: RegistryConfig) -> tuple[str, str]:
-    """Run every step; returns the registered names (pretrained, finetuned)."""
+def run_demo(records: str, models: str, params: str, config: RegistryConfig,
+             leaked: str = "data/dedup/leaked.tsv") -> tuple[str, str]:
+    """Run every step; returns the registered names (pretrained, finetuned).
+
+    `leaked` is the dedup stage's list: every evaluation also reports the clean score without it.
+    """
     ensure_experiment(EXPERIMENT)  # the `mlflow run` calls name it; this process's active experiment stays
     ml, imagenet = f"{records}/ml-images", f"{records}/imagenet"
     pretrain = run_entry_point("pretrain", train=f"{ml}/train", val=f"{ml}/val", out=f"{models}/pretrain",
                                params=params)
     run_entry_point("evaluate", model_uri=f"runs:/{pretrain}", records=f"{ml}/val", train_records=f"{ml}/train",
-                    out="reports/eval/pretrain.json", params=params)
+                    leaked=leaked, out="reports/eval/pretrain.json", params=params)
     pretrained = registered_name(pretrain, PRETRAIN, config)
     common = {"train": f"{imagenet}/train", "val": f"{imagenet}/val", "params": params}
     runs = {
@@ -49,7 +53,7 @@ def run_demo(records: str, models: str, params: str, config: RegistryConfig) -> 
         "scratch": run_entry_point("finetune", out=f"{models}/finetune-scratch", init_model="scratch", **common),
     }
     for label, run in runs.items():
-        run_entry_point("evaluate", model_uri=f"runs:/{run}", records=f"{imagenet}/val",
+        run_entry_point("evaluate", model_uri=f"runs:/{run}", records=f"{imagenet}/val", leaked=leaked,
                         out=f"reports/eval/finetune-{label}.json", params=params)
     return pretrained, registered_name(runs["scratch"], FINETUNE, config)
 

@@ -24,11 +24,18 @@ def record_evaluation(name: str, version: str, metrics: dict[str, float], protoc
                       metric: str) -> bool:
     """Put evaluation results on a version (tags and model card) and move `champion` if it wins.
 
+    The tags are replaced, not merged: a metric the new evaluation lacks (a clean score evaluated
+    without the leaked list this time) would otherwise stand beside a protocol that did not make it.
+
     Returns:
         True when the version is (now) the champion.
     """
     client = mlflow.MlflowClient()
-    for key, value in select_headline_metrics(metrics, metric).items():
+    headline = select_headline_metrics(metrics, metric)
+    for key in client.get_model_version(name, version).tags:  # a metric of an earlier evaluation only
+        if key.startswith(EVAL_PREFIX) and key != PROTOCOL_TAG and key[len(EVAL_PREFIX):] not in headline:
+            client.delete_model_version_tag(name, version, key)
+    for key, value in headline.items():
         client.set_model_version_tag(name, version, f"{EVAL_PREFIX}{key}", f"{value:.6g}")
     client.set_model_version_tag(name, version, PROTOCOL_TAG, protocol)
     if metric not in metrics:
@@ -60,12 +67,13 @@ def show_champion(name: str, metric: str) -> None:
 
 
 def select_headline_metrics(metrics: dict[str, float], metric: str) -> dict[str, float]:
-    """The metrics a version shows as tags: top-1/top-5 at each size, mAP, and the champion metric.
+    """The metrics a version shows as tags: top-1/top-5 at each size, mAP, their clean twins with the
+    number of leaked images left out, and the champion metric.
 
     The other multi-label numbers (CF1, OF1, precision@k, ...) stay in the evaluation run and its
     JSON file: as tags they pushed the headline numbers off the registry's screen.
     """
-    return {k: v for k, v in metrics.items() if re.fullmatch(r"top[15]_\d+|map_\w+", k) or k == metric}
+    return {k: v for k, v in metrics.items() if re.fullmatch(r"top[15]_\d+(_clean)?|map_\w+|leaked_left_out", k) or k == metric}
 
 
 def update_champion(name: str, version: str, metric: str) -> bool:

@@ -5,6 +5,11 @@ decides which versions to evaluate and where each result goes: the evaluation ru
 the checkpoint's step, once; the run is named after the versions), the serving LoggedModel (the
 UI's model view compares them), the version's tags and model card, the `champion` alias, and a
 JSON file.
+
+With the dedup stage's ``leaked.tsv``, each version also gets a clean score (``*_clean``): the
+evaluation images with a copy in the pretraining data are left out. Which list applies follows the
+task: ML-Images val for a pretrained tagger, the finetune val set for a finetuned classifier (whose
+backbone saw the pretraining data; a model from scratch gets it too, so the two compare on one set).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from mlimages.dedup.outputs import load_leaked_names
+from mlimages.dedup.stage import FINETUNE_VAL, ML_IMAGES_VAL
+from mlimages.errors import InputError
 from mlimages.evaluate import EvaluateConfig, evaluate_records
 from mlimages.tasks import FINETUNE, PRETRAIN
 from mlimages.tracking.champion import record_evaluation
@@ -27,12 +35,31 @@ from mlimages.tracking.runs import log_dataset_input
 from mlimages.tracking.versions import names_checkpoints, resolve_versions
 
 DEFAULT_RECORDS = {PRETRAIN: "data/tfrecords/ml-images/val", FINETUNE: "data/tfrecords/imagenet/val"}
+DEFAULT_LEAKED = "data/dedup/leaked.tsv"
+LEAKED_EVAL_SET = {PRETRAIN: ML_IMAGES_VAL, FINETUNE: FINETUNE_VAL}
 
 _log = logging.getLogger(__name__)
 
 
+def find_leaked_file(path: str) -> Path | None:
+    """The dedup stage's leaked-images list to score without, or None for no clean score.
+
+    The default path is optional (a data pipeline without the dedup stage still evaluates, and the
+    log says why there is no clean score); any other path the user named must exist.
+    """
+    if not path:
+        _log.info("no leaked-images list given: no clean score")
+        return None
+    if Path(path).is_file():
+        return Path(path)
+    if path == DEFAULT_LEAKED:
+        _log.warning("no clean score: %s not found (run the dedup stage: dvc repro dedup)", path)
+        return None
+    raise InputError("leaked-images list not found (the dedup stage writes data/dedup/leaked.tsv)", path)
+
+
 def evaluate_uri(model_uri: str, config: EvaluateConfig, registry_config: RegistryConfig,
-                 records: str | None = None, trainable=None) -> list[dict]:
+                 records: str | None = None, trainable=None, leaked: Path | None = None) -> list[dict]:
     """Evaluate every version `model_uri` names, inside the active MLflow run.
 
     Args:
@@ -42,6 +69,7 @@ def evaluate_uri(model_uri: str, config: EvaluateConfig, registry_config: Regist
         registry_config: names and champion metrics.
         records: record folder; default by task (`DEFAULT_RECORDS`).
         trainable: trainable class indices for multi-label metrics, or None.
+        leaked: the dedup stage's ``leaked.tsv`` (adds the clean score), or None.
 
     Returns:
         One dict per version: name, version, step, task, records, protocol, metrics, champion.
@@ -52,7 +80,7 @@ def evaluate_uri(model_uri: str, config: EvaluateConfig, registry_config: Regist
         versions = resolve_versions(model_uri)
     results = []
     for version in versions:
-        results.append(evaluate_version(version, config, registry_config, records, trainable))
+        results.append(evaluate_version(version, config, registry_config, records, trainable, leaked))
         shown = {k: round(v, 4) for k, v in results[-1]["metrics"].items() if not k.startswith("classes_")}
         _log.info("%s version %s: %s", version.name, version.version, shown)
     if results and mlflow.active_run():  # the run is named after what it evaluated
@@ -63,13 +91,16 @@ def evaluate_uri(model_uri: str, config: EvaluateConfig, registry_config: Regist
 
 
 def evaluate_version(version, config: EvaluateConfig, registry_config: RegistryConfig, records: str | None,
-                     trainable) -> dict:
+                     trainable, leaked: Path | None = None) -> dict:
     """Evaluate one ModelVersion and record the results everywhere (see the module docstring)."""
     task = version.tags.get(TASK_TAG, FINETUNE)
     step = int(version.tags.get(STEP_TAG, 0))
     folder = records or DEFAULT_RECORDS[task]
     model = load_source_model(f"models:/{version.name}/{version.version}")
-    values, protocol, count = evaluate_records(model, folder, config, trainable if task == PRETRAIN else None)
+    exclude = load_leaked_names(leaked, LEAKED_EVAL_SET[task]) if leaked else None
+    values, protocol, count = evaluate_records(model, folder, config, trainable if task == PRETRAIN else None, exclude)
+    if leaked:
+        protocol += f" ({LEAKED_EVAL_SET[task]} in {leaked})"
     finite = {k: v for k, v in values.items() if np.isfinite(v)}
     # Once per step, linked to the version's own (serving) LoggedModel: each log_metrics call adds
     # a history entry to the run, so linking the checkpoint too would log every metric twice.

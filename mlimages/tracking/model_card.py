@@ -80,4 +80,12 @@ def _metric_lines(tags: dict[str, str]) -> list[str]:
     if not metrics:
         return ["Not evaluated yet (`mlflow run . -e evaluate -P model_uri=models:/NAME/VERSION`)."]
     rows = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in metrics]
-    return [f"Protocol: {tags.get(PROTOCOL_TAG, 'unknown')}", ""] + rows
+    return [f"Protocol: {tags.get(PROTOCOL_TAG, 'unknown')}", ""] + _clean_note(dict(metrics)) + rows
+
+
+def _clean_note(metrics: dict[str, str]) -> list[str]:
+    """Why a metric has a ``_clean`` twin: the score without evaluation images seen in pretraining."""
+    if "leaked_left_out" not in metrics:
+        return []
+    return [f"Metrics ending in `_clean` leave out the {metrics['leaked_left_out']} evaluation images that have a "
+            "near-copy in the pretraining data (found by the dedup stage); report those when comparing transfer.", ""]

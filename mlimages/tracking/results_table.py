@@ -2,7 +2,8 @@
 
 One row per registered version: the checkpoint it came from, its training data (which pretrained
 model, or from scratch), top-1/top-5 at every evaluated size, mAP and its aliases. `mlimages
-registry list` prints it, and `make demo` ends with it.
+registry list` prints it, and `make demo` ends with it. Versions evaluated with the dedup stage's
+leaked list add the clean score beside them (``*_clean``, and ``leaked_left_out``: images left out).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 
 from mlimages.tracking.names import EVAL_PREFIX, RUN_ID_TAG, STEP_TAG, TRAINING_DATA_TAG
 from mlimages.tracking.registry import RegistryConfig
+
+LEFT_OUT = "leaked_left_out"  # images the clean score left out (mlimages.evaluate)
 
 
 def render_versions(client, names: list[str]) -> str:
@@ -37,12 +40,13 @@ def format_table(versions, aliases: dict[tuple[str, str], list[str]]) -> str:
     keys = sorted({k[len(EVAL_PREFIX):] for v in versions for k in v.tags if k.startswith(EVAL_PREFIX)})
     sizes = sorted({int(k.split("_")[1]) for k in keys if re.fullmatch(r"top[15]_\d+", k)})
     metric_columns = [f"top{k}_{s}" for s in sizes for k in (1, 5)] + ["map_all"]
+    metric_columns += clean_columns(metric_columns, keys)
     header = ["model", "version", "checkpoint", "training data", *metric_columns, "aliases"]
     rows = [header]
     for v in versions:
         tags = v.tags
         checkpoint = f"step {tags.get(STEP_TAG, '?')} of run {tags.get(RUN_ID_TAG, '?')[:8]}"
-        values = [_percent(tags.get(EVAL_PREFIX + column)) for column in metric_columns]
+        values = [_cell(column, tags.get(EVAL_PREFIX + column)) for column in metric_columns]
         names = ",".join(sorted(aliases.get((v.name, str(v.version)), []))) or "-"
         rows.append([v.name, str(v.version), checkpoint, tags.get(TRAINING_DATA_TAG, "?"), *values, names])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -51,5 +55,16 @@ def format_table(versions, aliases: dict[tuple[str, str], list[str]]) -> str:
     return "\n".join(lines)
 
 
+def clean_columns(metric_columns: list[str], keys: list[str]) -> list[str]:
+    """The clean score's columns (and the count it left out), only when some version has one."""
+    clean = [f"{column}_clean" for column in metric_columns if f"{column}_clean" in keys]
+    return clean + [LEFT_OUT] if clean else []
+
+
 def _percent(value: str | None) -> str:
     return "-" if value is None else f"{100 * float(value):.2f}"
+
+
+def _cell(column: str, value: str | None) -> str:
+    """A metric in % or, for the clean score's left-out count, the integer."""
+    return str(int(float(value))) if column == LEFT_OUT and value is not None else _percent(value)
