@@ -150,3 +150,14 @@ def _coerce_scalar(value: Any, hint: Any, where: str) -> Any:
         return value
     name = getattr(hint, "__name__", str(hint))
     raise InputError(f"expected {name}, got {value!r}", where)
+
+
+def check_fields(config: Any, checks: list[tuple[str, bool, str]], where: str) -> None:
+    """Raise for the first failed ``(field, ok, message)`` check, naming ``where.field`` and its value.
+
+    Config dataclasses call this from ``__post_init__`` so a bad value stops at load time, with the
+    params key in the message, instead of deep inside the stage that uses it.
+    """
+    for name, ok, message in checks:
+        if not ok:
+            raise InputError(f"{message}, got {getattr(config, name)!r}", f"{where}.{name}")

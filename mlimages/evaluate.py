@@ -161,8 +161,13 @@ def multi_label_results(targets, probs, config: EvaluateConfig, trainable=None) 
     return results
 
 
-def trainable_classes(train_folder: str | Path, min_images: int) -> np.ndarray:
-    """Indices of classes with at least `min_images` training images (the paper's "trainable")."""
+def trainable_classes(train_folder: str | Path, min_images: int) -> np.ndarray | None:
+    """Indices of classes with at least `min_images` training images (the paper's "trainable").
+
+    None when every class qualifies: the `*_trainable` metrics would only repeat the `*_all` ones.
+    """
     from mlimages.stats import count_labels
 
-    return np.nonzero(count_labels(train_folder).images_per_class >= min_images)[0]
+    images_per_class = count_labels(train_folder).images_per_class
+    trainable = np.nonzero(images_per_class >= min_images)[0]
+    return None if len(trainable) == len(images_per_class) else trainable

@@ -1,7 +1,6 @@
 """Evaluate checkpoints, record the results and move `champion` (MLproject entry point `evaluate`).
 
     python pipelines/evaluate.py --model-uri runs:/RUN_ID --out reports/eval/finetune.json
-    python pipelines/evaluate.py --model-uri models:/mlimages-resnet101-imagenet/3 --records data/tfrecords/imagenet/val
 
 `--model-uri` takes a training run (every kept checkpoint is registered, then evaluated), a
 LoggedModel (models:/m-ID), or a registered version (models:/NAME/VERSION, models:/NAME@ALIAS).
@@ -22,9 +21,8 @@ from mlimages.errors import exit_on_input_error
 from mlimages.evaluate import EvaluateConfig, trainable_classes
 from mlimages.stats import StatsConfig
 from mlimages.tracking.evaluation import DEFAULT_LEAKED, evaluate_uri, find_leaked_file, write_results
-from mlimages.tracking.registry import RegistryConfig
-from mlimages.records.index import read_index
 from mlimages.tracking.lineage import lineage_tags
+from mlimages.tracking.registry import RegistryConfig
 from mlimages.tracking.names import EVALUATE_TASK, TASK_TAG
 from mlimages.tracking.runs import configure_tracking, use_experiment
 
@@ -44,10 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     registry_config = load_params("registry", RegistryConfig, args.params)
     leaked = find_leaked_file(args.leaked)
     trainable = None
-    if args.train_records:  # *_trainable metrics only when they can differ from *_all
-        min_images = load_params("stats", StatsConfig, args.params).trainable_min_images
-        trainable = trainable_classes(args.train_records, min_images)
-        trainable = None if len(trainable) == int(read_index(args.train_records)["num_classes"]) else trainable
+    if args.train_records:  # None when every class is trainable
+        trainable = trainable_classes(args.train_records, load_params("stats", StatsConfig, args.params).trainable_min_images)
     configure_tracking()
     if not any(os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")):
         use_experiment("mlimages")

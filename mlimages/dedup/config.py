@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlimages.config import DEFAULT_PARAMS
-from mlimages.errors import InputError
+from mlimages.config import DEFAULT_PARAMS, check_fields
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,4 @@ class DedupConfig:
             ("sheet_pairs", self.sheet_pairs >= 0, "must be at least 0"),
             ("sheet_thumb_px", 16 <= self.sheet_thumb_px <= 512, "must be in 16..512"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise InputError(f"{message}, got {getattr(self, name)!r}", f"{where}.{name}")
+        check_fields(self, checks, where)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlimages.errors import InputError
+from mlimages.config import check_fields
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,4 @@ class DemoConfig:
             ("finetune_val_per_class", self.finetune_val_per_class >= 1, "must be at least 1"),
             ("jpeg_quality", 1 <= self.jpeg_quality <= 100, "must be in [1, 100]"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise InputError(f"{message}, got {getattr(self, name)!r}", f"params.yaml: demo.{name}")
+        check_fields(self, checks, "params.yaml: demo")

@@ -31,16 +31,8 @@ from mlimages.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def download(
-    list_path: Path,
-    out: Path,
-    report_path: Path,
-    config: DownloadConfig,
-    shard_index: int = 0,
-    num_shards: int = 1,
-    retry_failures: bool = False,
-    force: bool = False,
-) -> dict:
+def download(list_path: Path, out: Path, report_path: Path, config: DownloadConfig, shard_index: int = 0,
+             num_shards: int = 1, retry_failures: bool = False, force: bool = False) -> dict:
     """Download the images of a list into shards of `out`; returns the report (also written).
 
     Args:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlimages.config import DEFAULT_PARAMS, load_params
-from mlimages.errors import InputError
+from mlimages.config import DEFAULT_PARAMS, check_fields, load_params
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,7 @@ class RecordsConfig:
             ("min_shards", self.min_shards >= 1, "must be at least 1"),
             ("num_workers", self.num_workers >= 1, "must be at least 1"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise InputError(f"{message}, got {getattr(self, name)!r}", f"{where}.{name}")
+        check_fields(self, checks, where)
 
 
 def load_records_config(path: str | Path = DEFAULT_PARAMS) -> RecordsConfig:

@@ -86,8 +86,7 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
         run_name: shown in the UI for a new run.
         tags: set on the run (again on resume, so lineage reflects the latest code).
 
-    Returns:
-        The active run (use as a context manager).
+    Returns the active run (use as a context manager).
     """
     project_run = os.environ.get("MLFLOW_RUN_ID")
     found = mlflow.search_runs(
