@@ -22,6 +22,7 @@ COMMANDS = [
     ("registry", "mlimages.cli.registry", "list registered checkpoints with their metrics"),
     ("classify", "mlimages.cli.classify", "top-k class names and probabilities of images (TSV)"),
     ("features", "mlimages.cli.features", "pooled features of images to .npy or .parquet"),
+    ("cluster", "mlimages.cli.cluster", "the TF_CONFIG of each host of a multi-host training"),
 ]
 
 

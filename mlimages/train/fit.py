@@ -38,7 +38,7 @@ from mlimages.tracking.runs import (
     start_or_resume_run,
 )
 from mlimages.train.config import TrainConfig, count_total_steps, find_size_switch_step
-from mlimages.train.distribute import is_chief, make_strategy, worker_id
+from mlimages.train.distribute import describe_lost_worker, is_chief, make_strategy, worker_id
 from mlimages.train.state import build_train_state, make_train_step
 from mlimages.train.validation import validate
 
@@ -49,6 +49,10 @@ _log = logging.getLogger(__name__)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class WorkerLost(RuntimeError):
+    """A multi-worker run lost a worker; the checkpoints are kept and the same commands resume."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir
     Returns:
         The `FitResult`; raises `TrainingDiverged` on a NaN loss, `InputError` on bad input.
     """
-    strategy = make_strategy(config.strategy)  # first: multi-worker setup must precede other TF ops
+    strategy = make_strategy(config.strategy, config.worker_timeout_s)  # first: must precede other TF ops
     init_model = None if init_model in (None, "", SCRATCH) else init_model
     out_dir = Path(out_dir)
     plan = make_plan(config, strategy, train_dir, val_dir)
@@ -206,7 +210,11 @@ def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: P
         if step == plan.switch_step and step > 0:
             iterator = _make_iterator(plan, train_dir, step)  # resolution switch (224 -> 299)
         images, targets = next(iterator)
-        loss = float(train_step(images, targets, tf.constant(step, tf.int64)))
+        try:
+            loss = float(train_step(images, targets, tf.constant(step, tf.int64)))
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as error:
+            checkpoint = manager.latest_checkpoint if plan.chief else None
+            raise WorkerLost(describe_lost_worker(error, step, plan.strategy, checkpoint)) from None
         step += 1
         if not math.isfinite(loss):
             _stop_diverged(plan, step, loss, manager)
