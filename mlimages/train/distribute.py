@@ -97,7 +97,7 @@ def worker_id(strategy: tf.distribute.Strategy) -> str:
 _TASK = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
 
 
-def describe_lost_worker(error: tf.errors.OpError, step: int, strategy: tf.distribute.Strategy,
+def describe_lost_worker(error: tf.errors.OpError, step: int, cluster_spec: tf.train.ClusterSpec,
                          checkpoint: str | None) -> str:
     """One line for a collective that failed because a worker is gone: which task, and what is kept.
 
@@ -114,7 +114,7 @@ def describe_lost_worker(error: tf.errors.OpError, step: int, strategy: tf.distr
     if task is None:
         from tensorflow.python.distribute import multi_worker_util
 
-        task = _TASK.search(multi_worker_util.coordination_leader(strategy.cluster_resolver.cluster_spec()))
+        task = _TASK.search(multi_worker_util.coordination_leader(cluster_spec))
     aborted = re.search(r"aborted by: ([^\n]*)", message)
     reason = aborted[1] if aborted else type(error).__name__
     kept = f"last checkpoint {checkpoint}" if checkpoint else "the chief's checkpoints are kept"

@@ -214,7 +214,8 @@ def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: P
             loss = float(train_step(images, targets, tf.constant(step, tf.int64)))
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as error:
             checkpoint = manager.latest_checkpoint if plan.chief else None
-            raise WorkerLost(describe_lost_worker(error, step, plan.strategy, checkpoint)) from None
+            cluster = plan.strategy.cluster_resolver.cluster_spec()
+            raise WorkerLost(describe_lost_worker(error, step, cluster, checkpoint)) from None
         step += 1
         if not math.isfinite(loss):
             _stop_diverged(plan, step, loss, manager)

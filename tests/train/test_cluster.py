@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from mlimages.errors import InputError
+from mlimages.train.distribute import describe_lost_worker
 from mlimages.train.cluster import make_tf_config, parse_hosts, read_hosts_file
 
 MLIMAGES = str(Path(sys.executable).with_name("mlimages"))
@@ -63,3 +65,26 @@ def test_command_prints_a_shell_line_and_one_line_errors(tmp_path):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.txt'}: cannot read hosts file "
                                                "(No such file or directory)"]
+
+
+# Messages as TF 2.21 raised them in the namespace test and in runs where a peer was stopped or killed.
+SILENT = ("Graph execution error:\n\nCollective ops is aborted by: Error reported from /job:worker/task:1: The "
+          "following tasks are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks "
+          "have crashed.")
+RESET = ("Graph execution error:\n\nDetected at node on /job:worker/replica:0/task:0/device:CPU:0\nCollective ops is "
+         "aborted by: Socket closed\nAdditional GRPC error information from remote target "
+         "/job:worker/replica:0/task:2 while calling /tensorflow.WorkerService/RecvBuf:")
+
+
+@pytest.mark.parametrize("error, lost, reason", [
+    (tf.errors.UnavailableError(None, None, SILENT), "worker 1", "Error reported from /job:worker/task:1"),
+    (tf.errors.UnavailableError(None, None, RESET), "worker 2", "(Socket closed)"),
+    # this worker's heartbeat to the coordination service timed out: the service's host (task 0) is gone
+    (tf.errors.DeadlineExceededError(None, None, "Deadline Exceeded"), "worker 0", "(DeadlineExceededError)"),
+])
+def test_lost_worker_line_names_the_task(error, lost, reason):
+    cluster = tf.train.ClusterSpec({"worker": ["h0:1", "h1:1", "h2:1"]})
+    line = describe_lost_worker(error, 11, cluster, "out/checkpoints/ckpt-10")
+    assert "\n" not in line and line.startswith(f"lost {lost} during step 12 ") and reason in line
+    assert "last checkpoint out/checkpoints/ckpt-10; run the same command on every host to resume" in line
+    assert "the chief's checkpoints are kept" in describe_lost_worker(error, 11, cluster, None)

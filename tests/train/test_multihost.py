@@ -38,7 +38,8 @@ def two_hosts():
         pytest.skip("network namespaces need root")
     tag = f"{os.getpid() % 10000}"
     subnet = os.getpid() % 250 + 1
-    hosts = [(f"mlimg{tag}a", f"10.231.{subnet}.1", f"mlv{tag}a"), (f"mlimg{tag}b", f"10.231.{subnet}.2", f"mlv{tag}b")]
+    hosts = [(f"mlimg{tag}{side}", f"10.231.{subnet}.{number}", f"mlv{tag}{side}")
+             for side, number in (("a", 1), ("b", 2))]
     try:
         made = ip("netns", "add", hosts[0][0], check=False)
         if made.returncode:
@@ -58,8 +59,9 @@ def two_hosts():
 
 def tf_config(hosts, index: int) -> str:
     addresses = ",".join(f"{address}:{PORT}" for _, address, _ in hosts)
-    done = subprocess.run([str(Path(sys.executable).with_name("mlimages")), "cluster", "tf-config", "--hosts", addresses,
-                           "--index", str(index)], capture_output=True, text=True, check=True, cwd=REPO)
+    command = [str(Path(sys.executable).with_name("mlimages")), "cluster", "tf-config", "--hosts", addresses,
+               "--index", str(index)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
     return done.stdout.strip()
 
 
@@ -128,7 +130,7 @@ def test_lost_host_stops_the_chief_in_bound_and_the_same_commands_resume(two_hos
     assert re.match(r"error: lost worker 1 during step \d+ .*last checkpoint out/checkpoints/ckpt-\d+", lines[0])
     kept = max(int(p.name[5:-6]) for p in (tmp_path / "out" / "checkpoints").glob("ckpt-*.index"))
     assert 10 <= kept < total and f"ckpt-{kept}" in lines[0]
-    print(f"chief stopped {elapsed:.1f} s after losing worker 1 (worker_timeout_s {TIMEOUT_S})")
+    print(f"chief stopped {elapsed:.1f} s after losing worker 1 (worker_timeout_s {TIMEOUT_S}), kept step {kept}")
 
     ip("-n", two_hosts[1][0], "link", "set", two_hosts[1][2], "up")
     workers = [start(two_hosts, i, pretrain(tiny_records), tmp_path, f"w{i}.log") for i in range(2)]
