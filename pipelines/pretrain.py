@@ -16,7 +16,7 @@ import sys
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.tracking.runs import configure_tracking
-from mlimages.train.fit import TrainingDiverged, fit
+from mlimages.train.fit import TrainingDiverged, WorkerLost, fit
 from mlimages.train.config import PretrainConfig, parse_overrides
 
 
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
+    except WorkerLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 4
     return 0
 
 

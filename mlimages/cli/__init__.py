@@ -26,9 +26,10 @@ COMMANDS = [
     ("classify", "mlimages.cli.classify", "top-k class names and probabilities of images (TSV)"),
     ("features", "mlimages.cli.features", "pooled features of images to .npy or .parquet"),
     ("team", "mlimages.cli.team", "the team's MLflow server on PostgreSQL: serve, setup accounts"),
+    ("cluster", "mlimages.cli.cluster", "the TF_CONFIG of each host of a multi-host training"),
 ]
 # Commands that import TensorFlow (all but these), quietly and before their module loads.
-WITHOUT_TENSORFLOW = {"hierarchy", "registry"}
+WITHOUT_TENSORFLOW = {"hierarchy", "registry", "team", "cluster"}
 
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -48,6 +48,8 @@ class TrainConfig:
             the last step always gets one).
         checkpoint_every_steps: also validate and checkpoint every this many steps (0: off).
         keep_checkpoints: how many checkpoints are kept on disk.
+        worker_timeout_s: ``multi_worker`` only: a worker silent for this long counts as lost and
+            every other worker stops (its heartbeats to the coordination service; see `distribute`).
         val_examples: size of the validation subset evaluated at each epoch end.
         val_batch_size: batch size of validation.
         experiment: MLflow experiment name.
@@ -85,6 +87,7 @@ class TrainConfig:
     checkpoint_every_epochs: int
     checkpoint_every_steps: int
     keep_checkpoints: int
+    worker_timeout_s: int
     val_examples: int
     val_batch_size: int
     experiment: str

@@ -3,6 +3,16 @@
 ``default`` trains on one device; ``mirrored`` replicates over every local GPU (or the logical
 CPU devices when there is no GPU); ``multi_worker`` reads the cluster from the ``TF_CONFIG``
 environment variable. Only the chief writes MLflow records and the real checkpoint folder.
+
+A lost worker. Across hosts, a worker may vanish without closing its sockets (power, network,
+a hung process), and a collective waiting for it would wait forever. Measured with TF 2.21 on CPU:
+a killed worker's peers get UNAVAILABLE at once (its kernel resets the connections), while a
+silent one (SIGSTOP, cut link) is noticed only by the coordination service, whose leader (task 0)
+marks a task that misses heartbeats for `heartbeat_timeout` as unhealthy and aborts the
+collectives of every task. So the bound is that heartbeat timeout, set here from the config's
+`worker_timeout_s`, and it does not depend on how long a step or a validation takes (a collective
+timeout would: the other workers wait in the next all-reduce while the chief validates). The
+shutdown barrier gets the same bound, so a survivor does not wait for a lost peer at exit.
 """
 
 from __future__ import annotations
@@ -10,7 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 
+import numpy as np
 import tensorflow as tf
 
 from mlimages.errors import InputError
@@ -18,10 +30,11 @@ from mlimages.errors import InputError
 _log = logging.getLogger(__name__)
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, worker_timeout_s: float = 30) -> tf.distribute.Strategy:
     """Build the strategy `name` (``default``, ``mirrored``, ``multi_worker``).
 
     Call it first in a process: MultiWorkerMirroredStrategy must exist before other TF ops run.
+    `worker_timeout_s` bounds how long a multi-worker run waits for a silent worker.
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -37,8 +50,29 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             json.loads(os.environ["TF_CONFIG"])
         except json.JSONDecodeError as error:
             raise InputError(f"TF_CONFIG is not valid JSON ({error.msg})", "TF_CONFIG") from None
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        configure_heartbeats(resolver.cluster_spec(), worker_timeout_s)
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     raise InputError(f"unknown strategy {name!r}", "strategy")
+
+
+def configure_heartbeats(cluster_spec: tf.train.ClusterSpec, timeout_s: float) -> None:
+    """Set up the coordination service as MultiWorkerMirroredStrategy would, with our timeouts.
+
+    The strategy configures the service itself only when none is configured yet, with TF's default
+    heartbeat timeout; there is no public option for it, hence the eager context here.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster_spec.num_tasks(job))
+            for job in ("chief", "worker") if job in cluster_spec.jobs]
+    timeout_ms = int(timeout_s * 1000)
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(cluster_spec),
+        coordinated_jobs=jobs, heartbeat_timeout_in_ms=timeout_ms, shutdown_barrier_timeout_in_ms=timeout_ms)
+    _log.info("a worker silent for %.0f s counts as lost", timeout_s)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -58,3 +92,39 @@ def worker_id(strategy: tf.distribute.Strategy) -> str:
         return "chief"
     resolver = strategy.cluster_resolver
     return f"{resolver.task_type}-{resolver.task_id}"
+
+
+# "/job:worker/replica:0/task:1" in TF's messages; the first one named after "unhealthy" is the lost task
+_TASK = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
+
+
+def describe_lost_worker(error: tf.errors.OpError, step: int, cluster_spec: tf.train.ClusterSpec,
+                         checkpoint: str | None) -> str:
+    """One line for a collective that failed because a worker is gone: which task, and what is kept.
+
+    TF names the lost task after "unhealthy" when the coordination service saw it go silent, or as
+    the remote target of a call whose connection broke. A deadline with no task named is this
+    worker's heartbeat to the service timing out: the lost task is the service's leader.
+    """
+    message = error.message
+    task = None
+    for marker in ("unhealthy", "remote target"):
+        if marker in message:
+            task = _TASK.search(message, message.index(marker))
+            break
+    if task is None:
+        from tensorflow.python.distribute import multi_worker_util
+
+        task = _TASK.search(multi_worker_util.coordination_leader(cluster_spec))
+    aborted = re.search(r"aborted by: ([^\n]*)", message)
+    reason = aborted[1] if aborted else type(error).__name__
+    kept = f"last checkpoint {checkpoint}" if checkpoint else "the chief's checkpoints are kept"
+    return (f"lost {task[1]} {task[2]} during step {step + 1} ({reason[:160]}); {kept}; "
+            "run the same command on every host to resume")
+
+
+def read_replica_weights(model) -> list[list[np.ndarray]]:
+    """Every variable's value on every replica, ``[replica][variable]`` (to check they agree)."""
+    per_variable = [getattr(v.value, "values", (v.value,)) for v in model.variables]
+    replicas = max(len(values) for values in per_variable)
+    return [[np.asarray(values[min(r, len(values) - 1)]) for values in per_variable] for r in range(replicas)]

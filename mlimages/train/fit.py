@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Iterator
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mlimages.data.pipeline import InputConfig, make_dataset
@@ -42,7 +41,7 @@ from mlimages.tracking.runs import (
     start_or_resume_run,
 )
 from mlimages.train.config import TrainConfig, count_total_steps, find_size_switch_step
-from mlimages.train.distribute import is_chief, make_strategy, worker_id
+from mlimages.train.distribute import describe_lost_worker, is_chief, make_strategy, worker_id
 from mlimages.train.output_folder import claim_output_folder
 from mlimages.train.state import build_train_state, make_train_step
 from mlimages.train.validation import validate
@@ -54,6 +53,10 @@ _log = logging.getLogger(__name__)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class WorkerLost(RuntimeError):
+    """A multi-worker run lost a worker; the checkpoints are kept and the same commands resume."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir
     Returns:
         The `FitResult`; raises `TrainingDiverged` on a NaN loss, `InputError` on bad input.
     """
-    strategy = make_strategy(config.strategy)  # first: multi-worker setup must precede other TF ops
+    strategy = make_strategy(config.strategy, config.worker_timeout_s)  # first: must precede other TF ops
     init_model = None if init_model in (None, "", SCRATCH) else init_model
     out_dir = Path(out_dir)
     plan = make_plan(config, strategy, train_dir, val_dir)
@@ -217,7 +220,12 @@ def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: P
         if step == plan.switch_step and step > 0:
             iterator = _make_iterator(plan, train_dir, step)  # resolution switch (224 -> 299)
         images, targets = next(iterator)
-        loss = float(train_step(images, targets, tf.constant(step, tf.int64)))
+        try:
+            loss = float(train_step(images, targets, tf.constant(step, tf.int64)))
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as error:
+            checkpoint = manager.latest_checkpoint if plan.chief else None
+            cluster = plan.strategy.cluster_resolver.cluster_spec()
+            raise WorkerLost(describe_lost_worker(error, step, cluster, checkpoint)) from None
         step += 1
         if not math.isfinite(loss):
             _stop_diverged(plan, step, loss, manager)
@@ -289,9 +297,3 @@ def _finish(plan: Plan, tracking: Tracking, state, out_dir: Path, step: int, met
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return FitResult(tracking.run_id, step, metrics, str(model_path), state.model)
 
-
-def read_replica_weights(model: keras.Model) -> list[list[np.ndarray]]:
-    """Every variable's value on every replica, ``[replica][variable]`` (to check they agree)."""
-    per_variable = [getattr(v.value, "values", (v.value,)) for v in model.variables]
-    replicas = max(len(values) for values in per_variable)
-    return [[np.asarray(values[min(r, len(values) - 1)]) for values in per_variable] for r in range(replicas)]

@@ -20,7 +20,8 @@ def main(strategy: str, params: str, train_dir: str, val_dir: str, out: str, wei
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from mlimages.config import load_params
     from mlimages.tracking.runs import configure_tracking
-    from mlimages.train.fit import fit, read_replica_weights
+    from mlimages.train.distribute import read_replica_weights
+    from mlimages.train.fit import fit
     from mlimages.train.config import PretrainConfig
 
     configure_tracking()
