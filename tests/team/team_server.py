@@ -5,6 +5,7 @@ Every secret is random per test run, so grepping a run's outputs for them finds 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -95,15 +96,19 @@ class TeamServer:
         raise RuntimeError(f"server did not answer in 180 s:\n{self.log.read_text()[-4000:]}")
 
     def stop(self) -> None:
-        """SIGTERM to the launcher (which passes it on), then the whole process group if needed."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM to the whole process group, then SIGKILL to whatever is left of it: the server's own
+        children (uvicorn workers, job runners) must not outlive the test even when the launcher exits first."""
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        self.process.wait()
 
 
 def start_team_server(pg: PostgresCluster, root: Path) -> TeamServer:
