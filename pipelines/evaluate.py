@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     with mlflow.start_run():
         mlflow.set_tags({**lineage_tags(), TASK_TAG: EVALUATE_TASK})
         settings = {f"evaluate.{k}": v for k, v in vars(config).items()}
-        mlflow.log_params({"model_uri": args.model_uri, "leaked": str(leaked or ""), **settings})
+        mlflow.log_params({"model_uri": args.model_uri, "leaked": args.leaked, **settings})  # as `mlflow run` logs it
         results = evaluate_uri(args.model_uri, config, registry_config, args.records or None, trainable, leaked)
     write_results(results, args.model_uri, args.out)
     return 0
