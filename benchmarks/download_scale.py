@@ -119,7 +119,7 @@ def bench_latency(work: Path, photos: list[Path], count: int, make_mix, bound_s,
     """The latency-bound mixes at the defaults; the 'no timeouts' mix also at the other concurrencies."""
     certificate = write_certificate(work)
     server, base_url = start_server(photos, 0.1, 30.0, 2, certificate)
-    env, rows, processes = tls_env(certificate), [], DownloadConfig().process_count
+    env, rows = tls_env(certificate), []
     try:
         for mix in ("no timeouts", "spread", "clustered"):
             kinds = make_mix(mix, count)

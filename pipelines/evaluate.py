@@ -41,9 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_params("evaluate", EvaluateConfig, args.params)
     registry_config = load_params("registry", RegistryConfig, args.params)
     leaked = find_leaked_file(args.leaked)
-    trainable = None
-    if args.train_records:  # None when every class is trainable
-        trainable = trainable_classes(args.train_records, load_params("stats", StatsConfig, args.params).trainable_min_images)
+    stats = load_params("stats", StatsConfig, args.params) if args.train_records else None
+    trainable = trainable_classes(args.train_records, stats.trainable_min_images) if stats else None
     configure_tracking()
     if not any(os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")):
         use_experiment("mlimages")

@@ -23,6 +23,28 @@ def shared_data() -> Path:
     return SHARED
 
 
+@pytest.fixture(autouse=True)
+def keep_mlflow_experiment():
+    """Each test leaves the process's active MLflow experiment as it found it.
+
+    `mlflow.set_experiment` sets a module global and the MLFLOW_EXPERIMENT_ID environment variable;
+    an experiment id of one test's throwaway store would otherwise be looked up in the next store.
+    """
+    import sys
+
+    before = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    active = fluent._active_experiment_id if fluent else None
+    yield
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is not None:
+        fluent._active_experiment_id = active
+    if before is None:
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    else:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = before
+
+
 @pytest.fixture(scope="session")
 def hierarchy_file(shared_data: Path) -> Path:
     return shared_data / "dictionary_and_semantic_hierarchy.txt"

@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from mlimages.errors import InputError
 from mlimages.models import resnet

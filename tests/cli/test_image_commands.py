@@ -97,6 +97,7 @@ def serving_model_uri(keras_file, tmp_path_factory):
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
     mp.chdir(folder)
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    mlflow.set_experiment("Default")  # forget an experiment made active in another test's store
     classes = folder / "classes.tsv"
     classes.write_text("".join(f"{i}\tn0{i}\t{name}\n" for i, name in enumerate(CLASSES)))
     config = serving.ServingConfig(image_size=32, stored_shorter_side=36)

@@ -7,7 +7,6 @@ checkout: a third clone rebuilds the first stages itself and must get the very s
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipelines.test_dvc_repro import REPO, copy_repository, write_tiny_params
+from tests.pipelines.test_dvc_repro import REPO, copy_repository, run, write_tiny_params
 
 BIN = Path(sys.executable).parent
 GIT = ["git", "-c", "user.name=mlimages tests", "-c", "user.email=tests@example.invalid"]
 REBUILT = ["demo_world", "prepare_lists", "download_images@val", "build_tfrecords@val"]  # what the last one needs
-
-
-def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(repo),
-           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    return done
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
