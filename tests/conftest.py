@@ -24,25 +24,40 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def keep_mlflow_experiment():
-    """Each test leaves the process's active MLflow experiment as it found it.
+def keep_mlflow_state():
+    """Each test leaves MLflow's process-wide tracking URI and active experiment as it found them.
 
-    `mlflow.set_experiment` sets a module global and the MLFLOW_EXPERIMENT_ID environment variable;
-    an experiment id of one test's throwaway store would otherwise be looked up in the next store.
+    `mlflow.set_tracking_uri` and `mlflow.set_experiment` set module globals and the environment
+    variables MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_ID; a test's throwaway store would otherwise
+    stay in use by the next test, which then looks up experiment ids that its own store lacks.
     """
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
+    env = {name: os.environ.get(name) for name in names}
+    globals_before = read_mlflow_globals()
+    yield
+    write_mlflow_globals(globals_before)
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def read_mlflow_globals() -> tuple:
     import sys
 
-    before = os.environ.get("MLFLOW_EXPERIMENT_ID")
-    fluent = sys.modules.get("mlflow.tracking.fluent")
-    active = fluent._active_experiment_id if fluent else None
-    yield
-    fluent = sys.modules.get("mlflow.tracking.fluent")
+    fluent, uris = (sys.modules.get(f"mlflow.tracking.{m}") for m in ("fluent", "_tracking_service.utils"))
+    return (fluent._active_experiment_id if fluent else None, uris._tracking_uri if uris else None)
+
+
+def write_mlflow_globals(values: tuple) -> None:
+    import sys
+
+    fluent, uris = (sys.modules.get(f"mlflow.tracking.{m}") for m in ("fluent", "_tracking_service.utils"))
     if fluent is not None:
-        fluent._active_experiment_id = active
-    if before is None:
-        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-    else:
-        os.environ["MLFLOW_EXPERIMENT_ID"] = before
+        fluent._active_experiment_id = values[0]
+    if uris is not None:
+        uris._tracking_uri = values[1]
 
 
 @pytest.fixture(scope="session")
