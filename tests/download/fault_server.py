@@ -9,6 +9,7 @@ import json
 import struct
 import tarfile
 import threading
+import time
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -130,6 +131,12 @@ class Outcome:
 
     def image(self, line: int) -> Image.Image:
         return Image.open(io.BytesIO(self.images[self.samples[line]["key"]]))
+
+
+def slow_numbered_jpeg(handler, hits) -> None:
+    """A route answering `/<kind>/<n>.jpg` with image n after 30 ms, so a run can be killed mid-way."""
+    time.sleep(0.03)
+    handler.send_body(200, make_jpeg(int(handler.path.split("/")[-1].split(".")[0])))
 
 
 def run_download(tmp_path: Path, sources: list[str], **overrides) -> Outcome:

@@ -18,7 +18,7 @@ from mlimages.download.shards import shard_name
 from mlimages.download.tarstream import scan_samples
 from mlimages.download.task import TaskSettings, download_shard
 
-from .fault_server import FAST, Outcome, make_jpeg, run_download
+from .fault_server import FAST, Outcome, run_download, slow_numbered_jpeg
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,11 +87,7 @@ def worker_pids(pid: int) -> list[int]:
 
 
 def test_sigkill_of_one_worker_process_then_rerun_loses_and_repeats_nothing(server, tmp_path):
-    def slow_ok(handler, hits):
-        time.sleep(0.03)
-        handler.send_body(200, make_jpeg(int(handler.path.split("/")[-1].split(".")[0])))
-
-    server.routes["/ok/"] = slow_ok
+    server.routes["/ok/"] = slow_numbered_jpeg
     sources = numbered_sources(server, 160)
     list_path, out = tmp_path / "list.tsv", tmp_path / "images"
     list_path.write_text("".join(f"{s}\t1:1\n" for s in sources), encoding="utf-8")

@@ -17,7 +17,7 @@ from mlimages.download import download
 from mlimages.download.tarstream import scan_samples
 from mlimages.errors import InputError
 
-from .fault_server import FAST, Outcome, make_jpeg, run_download
+from .fault_server import FAST, Outcome, make_jpeg, run_download, slow_numbered_jpeg
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,11 +31,7 @@ def mixed_sources(server, count: int) -> list[str]:
 
 
 def test_kill_and_resume(server, tmp_path):
-    def slow_ok(handler, hits):
-        time.sleep(0.03)
-        handler.send_body(200, make_jpeg(int(handler.path.split("/")[-1].split(".")[0])))
-
-    server.routes["/ok/"] = slow_ok
+    server.routes["/ok/"] = slow_numbered_jpeg
     sources = mixed_sources(server, 120)
     list_path, out = tmp_path / "list.tsv", tmp_path / "images"
     list_path.write_text("".join(f"{s}\t1:1\n" for s in sources), encoding="utf-8")
