@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.mlflow_state import restore_mlflow_state, save_mlflow_state
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared")) / "data" / "tencent-ml-images"
 
@@ -25,39 +27,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def keep_mlflow_state():
-    """Each test leaves MLflow's process-wide tracking URI and active experiment as it found them.
-
-    `mlflow.set_tracking_uri` and `mlflow.set_experiment` set module globals and the environment
-    variables MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_ID; a test's throwaway store would otherwise
-    stay in use by the next test, which then looks up experiment ids that its own store lacks.
-    """
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
-    env = {name: os.environ.get(name) for name in names}
-    globals_before = read_mlflow_globals()
+    """Each test leaves MLflow's process-wide tracking URI and active experiment as it found them
+    (see `tests.mlflow_state`); fixtures of a wider scope restore theirs with `use_store`."""
+    saved = save_mlflow_state()
     yield
-    write_mlflow_globals(globals_before)
-    for name, value in env.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-def read_mlflow_globals() -> tuple:
-    import sys
-
-    fluent, uris = (sys.modules.get(f"mlflow.tracking.{m}") for m in ("fluent", "_tracking_service.utils"))
-    return (fluent._active_experiment_id if fluent else None, uris._tracking_uri if uris else None)
-
-
-def write_mlflow_globals(values: tuple) -> None:
-    import sys
-
-    fluent, uris = (sys.modules.get(f"mlflow.tracking.{m}") for m in ("fluent", "_tracking_service.utils"))
-    if fluent is not None:
-        fluent._active_experiment_id = values[0]
-    if uris is not None:
-        uris._tracking_uri = values[1]
+    restore_mlflow_state(saved)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.factories import make_colour_jpeg, write_classes_file, write_record_folder
+from tests.mlflow_state import use_store
 
 CLASS_NAMES = ["red square", "green square", "blue square"]
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 40, 220)]
@@ -41,15 +42,8 @@ def multi_records(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tracking_store(tmp_path_factory):
     """A fresh SQLite tracking store (and artifact root) for the whole session of these tests."""
-    folder = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mp.chdir(folder)  # the default artifact root ./mlruns lands here
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("Default")  # forget an experiment made active in another test's store
-    yield uri
-    mp.undo()
+    with use_store(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
 
 
 def registry_config():

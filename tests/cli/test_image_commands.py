@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import mlflow
 import numpy as np
 import pytest
 
 from mlimages import cli
+
+from tests.mlflow_state import use_store
 
 CLASSES = ["red", "green", "blue"]
 
@@ -93,17 +94,12 @@ def serving_model_uri(keras_file, tmp_path_factory):
     from mlimages.tracking import serving
 
     folder = tmp_path_factory.mktemp("store")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-    mp.chdir(folder)
-    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
-    mlflow.set_experiment("Default")  # forget an experiment made active in another test's store
-    classes = folder / "classes.tsv"
-    classes.write_text("".join(f"{i}\tn0{i}\t{name}\n" for i, name in enumerate(CLASSES)))
-    config = serving.ServingConfig(image_size=32, stored_shorter_side=36)
-    info = serving.log_serving_model(keras_file, classes, config, name="cli-test")
-    yield info.model_uri
-    mp.undo()
+    with use_store(folder):
+        classes = folder / "classes.tsv"
+        classes.write_text("".join(f"{i}\tn0{i}\t{name}\n" for i, name in enumerate(CLASSES)))
+        config = serving.ServingConfig(image_size=32, stored_shorter_side=36)
+        info = serving.log_serving_model(keras_file, classes, config, name="cli-test")
+        yield info.model_uri
 
 
 def test_classify_names_each_skipped_image_and_exits_1(serving_model_uri, images, capsys):

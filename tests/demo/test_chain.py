@@ -20,6 +20,8 @@ import yaml
 from mlimages.tracking.names import CHAMPION, CONTINUED_IN_TAG, SERVING_MODEL_TAG, TASK_TAG, TRAINING_DATA_TAG
 from mlimages.tracking.registry import RegistryConfig
 from mlimages.tracking.results_table import render_versions
+
+from tests.mlflow_state import use_store
 from tests.train.fakes import tiny_section, write_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,21 +62,16 @@ def run_chain(root: Path) -> str:
 @pytest.mark.slow
 def test_demo_chain_twice_registers_nothing_new(tmp_path, monkeypatch):
     root = make_working_copy(tmp_path)
-    monkeypatch.chdir(root)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient()
-
-    first = run_chain(root)
-    versions = {(v.name, v.version) for v in client.search_model_versions()}
-    second = run_chain(root)
-
-    assert second == first and "tiny-resnet50-imagenet" in first
-    assert {(v.name, v.version) for v in client.search_model_versions()} == versions
-    check_runs(client)
-    check_versions(client)
+    with use_store(root):
+        client = mlflow.MlflowClient()
+        first = run_chain(root)
+        versions = {(v.name, v.version) for v in client.search_model_versions()}
+        second = run_chain(root)
+        assert second == first and "tiny-resnet50-imagenet" in first
+        assert {(v.name, v.version) for v in client.search_model_versions()} == versions
+        check_runs(client)
+        check_versions(client)
 
 
 def check_runs(client) -> None:

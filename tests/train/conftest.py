@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.mlflow_state import use_store
+
 from .fakes import write_records
 
 
@@ -22,16 +24,10 @@ def tiny_records(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture()
-def tracking_uri(tmp_path, monkeypatch) -> str:
+def tracking_uri(tmp_path) -> str:
     """A fresh SQLite MLflow store for one test (also for subprocesses, through the environment).
 
     The working directory moves to the test's folder too: MLflow puts artifacts under ./mlruns.
     """
-    import mlflow
-
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    mlflow.end_run()
+    with use_store(tmp_path) as uri:
+        yield uri
