@@ -32,6 +32,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.report import markdown_table, write_section  # noqa: E402
+from mlimages.config import load_params  # noqa: E402
 from mlimages.records.build import build_ml_images, transcode  # noqa: E402
 from mlimages.records.config import RecordsConfig  # noqa: E402
 from mlimages.records.index import read_index  # noqa: E402
@@ -140,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="24 images instead of 200")
     args = parser.parse_args()
-    config = RecordsConfig()  # params.yaml defaults: shorter side 256, JPEG quality 90
+    config = load_params("records", RecordsConfig, REPO / "params.yaml")  # shorter side 256, JPEG quality 90
     photos, photo_note = load_photos()
     label_sets = load_label_sets()
     count, repeats = (24, 1) if args.quick else (200, 3)

@@ -19,7 +19,6 @@ pairs): about 320 bytes per image with ~12 labels after closure, so about 6 GB f
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -204,12 +203,3 @@ def filter_classes(splits: dict[str, dict[str, Labels]], min_train_images: int, 
         "dropped": len(labelled - keep),
         **{f"{split}_images_dropped": count for split, count in dropped.items()},
     }
-
-
-def write_report(report: dict, path: str | Path) -> None:
-    """Write the report as JSON (a DVC metrics file), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.records.build import write_report
-from mlimages.records.config import load_records_config
+from mlimages.files import write_report
+from mlimages.records.config import RecordsConfig
 from mlimages.records.imagenet import build_imagenet
 
 
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file; reads its `records` section")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    report = build_imagenet(args.root, args.dictionary, args.out, load_records_config(args.params))
+    config = load_params("records", RecordsConfig, args.params)
+    report = build_imagenet(args.root, args.dictionary, args.out, config)
     write_report(report, args.report)
     for split in ("train", "val"):
         logging.info("%s: %d records written, %d images skipped", split, report[split]["written"],

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.records.build import build_ml_images, write_report
-from mlimages.records.config import load_records_config
+from mlimages.files import write_report
+from mlimages.records.build import build_ml_images
+from mlimages.records.config import RecordsConfig
 
 
 @exit_on_input_error
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file; reads its `records` section")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    config = load_records_config(args.params)
+    config = load_params("records", RecordsConfig, args.params)
     report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels,
                              dedup=args.dedup)
     write_report(report, args.report)

@@ -14,7 +14,7 @@ from mlimages.config import load_params
 from mlimages.dedup.config import DedupConfig
 from mlimages.dedup.stage import run_dedup
 from mlimages.errors import exit_on_input_error
-from mlimages.records.build import write_report
+from mlimages.files import write_report
 
 
 @exit_on_input_error

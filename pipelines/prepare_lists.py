@@ -10,7 +10,8 @@ import logging
 
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.lists import ListsConfig, prepare_lists, write_report
+from mlimages.files import write_report
+from mlimages.lists import ListsConfig, prepare_lists
 
 
 @exit_on_input_error

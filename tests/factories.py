@@ -1,17 +1,23 @@
-"""Tiny record folders for tests, written by the real record writer (never a hand-written index.json)."""
+"""Test inputs built by the real code: record folders by the record writer (never a hand-written
+index.json), configs by the params loader from the repository's params.yaml (never repeated values)."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence, TypeVar
 
 import numpy as np
+import yaml
 from PIL import Image
 
+from mlimages.config import load_params, read_params_file
 from mlimages.records.index import write_classes
 from mlimages.records.schema import encode_example
 from mlimages.records.writer import ShardWriter
+
+REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+T = TypeVar("T")
 
 # (encoded image, labels, confidences)
 Example = tuple[bytes, Sequence[int], Sequence[float]]
@@ -48,4 +54,22 @@ def write_record_folder(folder: Path, label_kind: str, num_classes: int, example
 def write_classes_file(path: Path, names: Sequence[str]) -> Path:
     """A classes.tsv naming classes 0..n-1 (wnids are made up)."""
     write_classes(path, [(index, f"n{index:08d}", name) for index, name in enumerate(names)])
+    return path
+
+
+def params_config(section: str, cls: type[T], **overrides: Any) -> T:
+    """The repository's params.yaml `section` as `cls`, with `overrides` on top.
+
+    Read by the real loader, so a test states only the values it cares about and every other value
+    is the one the stages use; an override is checked like a params file value.
+    """
+    return load_params(section, cls, REPO_PARAMS, overrides)
+
+
+def write_params(path: Path, **changes: dict) -> Path:
+    """The repository's params.yaml with some keys of some sections changed (``records={"min_shards": 2}``)."""
+    params = read_params_file(REPO_PARAMS)
+    for section, values in changes.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path

@@ -6,9 +6,15 @@ import dataclasses
 from typing import Literal
 
 import pytest
+import yaml
 
-from mlimages.config import load_params
+from mlimages.config import load_params, read_params_file
+from mlimages.dedup.config import DedupConfig
+from mlimages.demo.config import DemoConfig
 from mlimages.errors import InputError, exit_on_input_error
+from mlimages.records.config import RecordsConfig
+
+from tests.factories import REPO_PARAMS, write_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,3 +91,19 @@ def test_entry_points_print_one_line_and_exit_2(capsys):
         main()
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: list.txt:7: confidence 1.5 is outside [0, 1]\n"
+
+
+@pytest.mark.parametrize("section, cls", [("records", RecordsConfig), ("dedup", DedupConfig), ("demo", DemoConfig)])
+def test_data_stage_values_live_only_in_params_yaml(tmp_path, section, cls):
+    """No defaults beside params.yaml: the file names every key, and a key left out is an error naming it."""
+    fields = dataclasses.fields(cls)
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in fields)
+    assert set(read_params_file(REPO_PARAMS)[section]) == {f.name for f in fields}
+    assert isinstance(load_params(section, cls, REPO_PARAMS), cls)
+    path = write_params(tmp_path / "params.yaml")
+    params = read_params_file(path)
+    del params[section][fields[0].name]
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        load_params(section, cls, path)
+    assert str(error.value) == f"{path}: {section}.{fields[0].name}: missing required key"

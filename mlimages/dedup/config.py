@@ -1,4 +1,7 @@
-"""`dedup:` section of params.yaml, read by the dedup stage."""
+"""`dedup:` section of params.yaml, read by the dedup stage.
+
+The values live in params.yaml only (no defaults here), so the file and the code cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +25,11 @@ class DedupConfig:
         sheet_thumb_px: side of each thumbnail on the sheet.
     """
 
-    max_distance: int = 4
-    hash_workers: int = 2
-    sheet_groups: int = 8
-    sheet_pairs: int = 8
-    sheet_thumb_px: int = 96
+    max_distance: int
+    hash_workers: int
+    sheet_groups: int
+    sheet_pairs: int
+    sheet_thumb_px: int
 
     def __post_init__(self) -> None:
         where = f"{DEFAULT_PARAMS}: dedup"

@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from mlimages.dedup.phash import parse_phash, phash_of_bytes
 from mlimages.errors import InputError
-from mlimages.records.build import map_ordered
 from mlimages.records.image_shards import (JPG_OFFSET, JPG_SIZE, JSON_OFFSET, JSON_SIZE, LINE, index_shard,
                                            list_image_shards)
-from mlimages.records.imagenet import list_classes, list_val
+from mlimages.records.imagenet_layout import list_classes, list_val
+from mlimages.records.ordered_map import map_ordered
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlimages.errors import InputError
+from mlimages.files import write_atomic
 
 EXCLUDED_FILE, GROUPS_FILE, LEAKED_FILE = "excluded.tsv", "groups.jsonl", "leaked.tsv"
 LEAKED, DUPLICATE = "leaked", "duplicate"
@@ -41,13 +42,6 @@ class Exclusions:
     leaked: frozenset[str] = frozenset()
     duplicates: frozenset[str] = frozenset()
     merged_labels: dict[str, tuple[tuple[int, ...], tuple[float, ...]]] = field(default_factory=dict)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
 
 
 def write_split_folder(folder: Path, excluded: list[tuple[str, str, str]], groups: list[dict]) -> None:

@@ -1,10 +1,13 @@
-"""`demo:` section of params.yaml: seed and sizes of the embedded demo world."""
+"""`demo:` section of params.yaml: seed and sizes of the embedded demo world.
+
+The values live in params.yaml only (no defaults here), so the file and the code cannot disagree.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlimages.config import check_fields
+from mlimages.config import DEFAULT_PARAMS, check_fields
 
 
 @dataclass(frozen=True)
@@ -24,19 +27,19 @@ class DemoConfig:
         jpeg_quality: quality of the written JPEG files.
     """
 
-    seed: int = 0
-    image_size: int = 64
-    train_images: int = 3000
-    val_images: int = 500
-    min_objects: int = 2
-    max_objects: int = 4
-    ancestor_fraction: float = 0.3
-    duplicate_fraction: float = 0.02
-    finetune_train_per_class: int = 20
-    finetune_val_per_class: int = 30
-    jpeg_quality: int = 90
+    seed: int
+    image_size: int
+    train_images: int
+    val_images: int
+    min_objects: int
+    max_objects: int
+    ancestor_fraction: float
+    duplicate_fraction: float
+    finetune_train_per_class: int
+    finetune_val_per_class: int
+    jpeg_quality: int
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         checks = [
             ("image_size", 32 <= self.image_size <= 512, "must be in [32, 512]"),
             ("train_images", self.train_images >= 1, "must be at least 1"),
@@ -49,4 +52,4 @@ class DemoConfig:
             ("finetune_val_per_class", self.finetune_val_per_class >= 1, "must be at least 1"),
             ("jpeg_quality", 1 <= self.jpeg_quality <= 100, "must be in [1, 100]"),
         ]
-        check_fields(self, checks, "params.yaml: demo")
+        check_fields(self, checks, f"{DEFAULT_PARAMS}: demo")

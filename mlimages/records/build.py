@@ -1,7 +1,7 @@
 """Build one split folder of TFRecords from images: re-encode, label, shard, report.
 
 Used by both builders (`build_ml_images` here for the downloader's shards, and
-`mlimages.records.imagenet`). Images are decoded, shrunk and re-encoded by a small thread pool:
+`mlimages.records.imagenet`). Images are decoded, shrunk and re-encoded by a small thread pool (`ordered_map`):
 Pillow releases the GIL while it decodes, resizes and encodes, so threads keep every core busy
 without copying images between processes. Results are consumed in input order, so the shards
 are byte-identical for the same inputs and params whatever the number of workers. A sample that
@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 from tqdm import tqdm
 
@@ -31,6 +29,7 @@ from mlimages.records.config import RecordsConfig
 from mlimages.records.dedup_filter import DedupFilter
 from mlimages.records.index import CLASSES_FILE, write_classes
 from mlimages.records.image_shards import BadSample, ImageSample, index_shard, iter_samples, list_image_shards
+from mlimages.records.ordered_map import map_ordered
 from mlimages.records.schema import encode_example
 from mlimages.records.writer import ShardWriter, max_records_per_shard
 
@@ -60,23 +59,6 @@ def transcode(data: bytes, config: RecordsConfig) -> Transcoded | ImageError:
         return error
     except Exception as error:  # noqa: BLE001 - see the docstring
         return ImageError("decode_error", f"{type(error).__name__}: {error}")
-
-
-def map_ordered(function: Callable, items: Iterable, num_workers: int) -> Iterator[tuple]:
-    """Yield ``(item, function(item))`` in input order, computing up to 4 x `num_workers` ahead."""
-    if num_workers <= 1:
-        yield from ((item, function(item)) for item in items)
-        return
-    with ThreadPoolExecutor(max_workers=num_workers) as pool:
-        pending = collections.deque()
-        for item in items:
-            pending.append((item, pool.submit(function, item)))
-            if len(pending) >= 4 * num_workers:
-                item, future = pending.popleft()
-                yield item, future.result()
-        while pending:
-            item, future = pending.popleft()
-            yield item, future.result()
 
 
 def write_split(samples: Iterable[ImageSample | BadSample], out, config: RecordsConfig, label_kind: str,
@@ -174,9 +156,3 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
     write_classes(Path(out) / CLASSES_FILE, rows)  # inside the split: the stage's declared output
     return {"images": str(images), "image_shards": len(shards), **report}
 
-
-def write_report(report: dict, path) -> None:
-    """Write a stage report as indented JSON (creating its folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

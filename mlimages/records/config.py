@@ -1,11 +1,13 @@
-"""`records:` section of params.yaml, read by the build_tfrecords and build_imagenet stages."""
+"""`records:` section of params.yaml, read by the build_tfrecords and build_imagenet stages.
+
+The values live in params.yaml only (no defaults here), so the file and the code cannot disagree.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from mlimages.config import DEFAULT_PARAMS, check_fields, load_params
+from mlimages.config import DEFAULT_PARAMS, check_fields
 
 
 @dataclass(frozen=True)
@@ -30,16 +32,16 @@ class RecordsConfig:
             line) labelled with the union of the group's labels (highest confidence per class).
     """
 
-    shorter_side: int = 256
-    max_side: int | None = None
-    jpeg_quality: int = 90
-    shard_bytes: int = 134_217_728
-    min_shards: int = 1
-    num_workers: int = 2
-    dense_labels: bool = False
-    shuffle_seed: int = 0
-    drop_leaked: bool = True
-    merge_duplicates: bool = False
+    shorter_side: int
+    max_side: int | None
+    jpeg_quality: int
+    shard_bytes: int
+    min_shards: int
+    num_workers: int
+    dense_labels: bool
+    shuffle_seed: int
+    drop_leaked: bool
+    merge_duplicates: bool
 
     def __post_init__(self) -> None:
         where = f"{DEFAULT_PARAMS}: records"
@@ -52,8 +54,3 @@ class RecordsConfig:
             ("num_workers", self.num_workers >= 1, "must be at least 1"),
         ]
         check_fields(self, checks, where)
-
-
-def load_records_config(path: str | Path = DEFAULT_PARAMS) -> RecordsConfig:
-    """Read the `records:` section of the params file."""
-    return load_params("records", RecordsConfig, path)

@@ -20,10 +20,12 @@ from mlimages.records.config import RecordsConfig
 from mlimages.records.index import list_shards
 from mlimages.records.reader import iter_records
 
+from tests.factories import params_config, write_params
+
 from .world import write_world
 
 REPO = Path(__file__).resolve().parents[2]
-RECORDS = RecordsConfig(shorter_side=16, shard_bytes=1 << 20, min_shards=2, num_workers=1)
+RECORDS = params_config("records", RecordsConfig, shorter_side=16, shard_bytes=1 << 20, min_shards=2, num_workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("dedup")
     planted = write_world(root)
     summary = run_dedup(root / "images" / "train", root / "images" / "val", root / "imagenet", root / "dedup",
-                        root / "sheet.png", DedupConfig(hash_workers=2))
+                        root / "sheet.png", params_config("dedup", DedupConfig, hash_workers=2))
     return root, planted, summary
 
 
@@ -145,12 +147,12 @@ def run_script(root: Path, params: Path) -> subprocess.CompletedProcess:
 def test_stage_script_writes_summary_and_rejects_unknown_params(world, tmp_path):
     root, _, summary = world
     params = tmp_path / "params.yaml"
-    params.write_text("dedup:\n  max_distance: 4\n")
+    write_params(params)
     done = run_script(root, params)
     assert done.returncode == 0, done.stderr
     written = json.loads((root / "reports" / "summary.json").read_text())
     assert {k: v for k, v in written.items() if k != "seconds"} == {k: v for k, v in summary.items() if k != "seconds"}
-    params.write_text("dedup:\n  max_distance: 4\n  threshold: 3\n")
+    write_params(params, dedup={"threshold": 3})
     done = run_script(root, params)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (f"error: {params}: dedup: unknown key(s) threshold; expected some "

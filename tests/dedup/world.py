@@ -11,9 +11,10 @@ from PIL import Image, ImageEnhance
 from mlimages.demo import DemoConfig
 from mlimages.demo.scenes import make_pretrain_scene
 
+from tests.factories import params_config
 from tests.records.fakes import make_sample, write_hierarchy, write_image_shard
 
-DEMO = DemoConfig(image_size=64)
+DEMO = params_config("demo", DemoConfig, image_size=64)
 
 
 def demo_image(split: str, index: int) -> Image.Image:

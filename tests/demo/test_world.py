@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import subprocess
@@ -21,8 +22,11 @@ from mlimages.errors import InputError
 from mlimages.hierarchy import load_hierarchy
 from mlimages.lists import merge_labels
 
+from tests.factories import REPO_PARAMS, params_config, write_params
+
 REPO = Path(__file__).resolve().parents[2]
-TINY = DemoConfig(image_size=32, train_images=16, val_images=4, finetune_train_per_class=2, finetune_val_per_class=1)
+TINY = params_config("demo", DemoConfig, image_size=32, train_images=16, val_images=4, finetune_train_per_class=2,
+                     finetune_val_per_class=1)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +70,8 @@ def test_lists_point_to_the_drawn_images(world):
 
 
 def test_images_are_multi_label_with_some_uncertain_labels(tmp_path):
-    config = DemoConfig(image_size=48, train_images=60, val_images=1,
-                        finetune_train_per_class=1, finetune_val_per_class=1)
+    config = params_config("demo", DemoConfig, image_size=48, train_images=60, val_images=1,
+                           finetune_train_per_class=1, finetune_val_per_class=1)
     make_demo_world(config, tmp_path / "demo")
     hierarchy = load_hierarchy(tmp_path / "demo" / "dictionary_and_semantic_hierarchy.txt")
     merged: dict[str, tuple] = {}
@@ -84,8 +88,8 @@ def test_images_are_multi_label_with_some_uncertain_labels(tmp_path):
 
 def test_duplicates_split_labels_and_merge_back(tmp_path):
     base = dict(image_size=32, train_images=10, val_images=1, finetune_train_per_class=1, finetune_val_per_class=1)
-    make_demo_world(DemoConfig(**base, duplicate_fraction=0.0, ancestor_fraction=0.0), tmp_path / "a")
-    make_demo_world(DemoConfig(**base, duplicate_fraction=1.0, ancestor_fraction=0.0), tmp_path / "b")
+    make_demo_world(params_config("demo", DemoConfig, **base, duplicate_fraction=0.0, ancestor_fraction=0.0), tmp_path / "a")
+    make_demo_world(params_config("demo", DemoConfig, **base, duplicate_fraction=1.0, ancestor_fraction=0.0), tmp_path / "b")
 
     def merged(root):
         hierarchy = load_hierarchy(root / "dictionary_and_semantic_hierarchy.txt")
@@ -107,11 +111,11 @@ def test_same_params_same_bytes_and_images_independent_of_counts(world, tmp_path
     assert {k: v for k, v in first.items() if k not in lists} == {k: v for k, v in second.items() if k not in lists}
     make_demo_world(TINY, again)  # replacing an earlier world is allowed and gives the same bytes
     assert file_hashes(again) == second
-    fewer = DemoConfig(**{**TINY.__dict__, "train_images": 8})
+    fewer = dataclasses.replace(TINY, train_images=8)
     make_demo_world(fewer, tmp_path / "fewer")
     train = {k: v for k, v in file_hashes(tmp_path / "fewer").items() if k.startswith("images/train/")}
     assert len(train) == 8 and all(first[k] == v for k, v in train.items())
-    make_demo_world(DemoConfig(**{**TINY.__dict__, "seed": 1}), tmp_path / "seed1")
+    make_demo_world(dataclasses.replace(TINY, seed=1), tmp_path / "seed1")
     assert not set(file_hashes(tmp_path / "seed1").values()) & {v for k, v in first.items() if k.startswith("images/")}
 
 
@@ -173,8 +177,8 @@ def test_visible_share_counts_border_and_occlusion():
 
 def test_bad_params_and_foreign_folder_are_refused(tmp_path):
     with pytest.raises(InputError) as raised:
-        DemoConfig(min_objects=5, max_objects=3)
-    assert raised.value.where == "params.yaml: demo.min_objects"
+        params_config("demo", DemoConfig, min_objects=5, max_objects=3)
+    assert raised.value.where == f"{REPO_PARAMS}: demo.min_objects"
     (tmp_path / "precious.txt").write_text("keep me")
     with pytest.raises(InputError, match="not a demo world"):
         make_demo_world(TINY, tmp_path)
@@ -187,16 +191,13 @@ def run_script(script: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_stage_script(tmp_path):
-    (tmp_path / "params.yaml").write_text(
-        "demo:\n  image_size: 32\n  train_images: 3\n  val_images: 2\n  finetune_train_per_class: 1\n"
-        "  finetune_val_per_class: 1\n",
-        encoding="utf-8",
-    )
+    write_params(tmp_path / "params.yaml", demo={"image_size": 32, "train_images": 3, "val_images": 2,
+                                                 "finetune_train_per_class": 1, "finetune_val_per_class": 1})
     script = REPO / "pipelines" / "make_demo_world.py"
     done = run_script(script, tmp_path)
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "data/demo/images/train").iterdir())) == 3
-    (tmp_path / "params.yaml").write_text("demo:\n  image_size: 8\n", encoding="utf-8")
+    write_params(tmp_path / "params.yaml", demo={"image_size": 8})
     done = run_script(script, tmp_path)
     assert done.returncode == 2
     assert done.stderr == "error: params.yaml: demo.image_size: must be in [32, 512], got 8\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import write_params
 from tests.pipelines import REPO, load_pipeline
 
 
@@ -13,7 +14,7 @@ from tests.pipelines import REPO, load_pipeline
 ])
 def test_records_stages_read_the_given_params_file(stage, arguments, tmp_path, capsys):
     params = tmp_path / "other-params.yaml"
-    params.write_text("records:\n  shorter_side: 0\n", encoding="utf-8")
+    write_params(params, records={"shorter_side": 0})
     with pytest.raises(SystemExit) as raised:
         load_pipeline(stage).main([*arguments, "--params", str(params)])
     assert raised.value.code == 2

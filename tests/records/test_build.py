@@ -23,10 +23,13 @@ from mlimages.records.config import RecordsConfig
 from mlimages.records.index import list_shards, read_index
 from mlimages.records.reader import iter_records
 
+from tests.factories import params_config
+
 from .fakes import make_jpeg, make_sample, write_hierarchy, write_image_shard
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = RecordsConfig(shorter_side=16, jpeg_quality=85, shard_bytes=1 << 20, min_shards=3, num_workers=2)
+CONFIG = params_config("records", RecordsConfig, shorter_side=16, jpeg_quality=85, shard_bytes=1 << 20, min_shards=3,
+                       num_workers=2)
 
 
 def make_world(root: Path, order_seed: int | None = 1) -> dict:

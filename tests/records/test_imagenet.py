@@ -11,15 +11,18 @@ from PIL import Image
 
 from mlimages.errors import InputError
 from mlimages.records.config import RecordsConfig
-from mlimages.records.imagenet import build_imagenet, list_val, load_imagenet_dictionary
+from mlimages.records.imagenet import build_imagenet
+from mlimages.records.imagenet_layout import list_val, load_imagenet_dictionary
 from mlimages.records.index import list_shards, read_index
 from mlimages.records.reader import iter_records
+
+from tests.factories import params_config
 
 from .fakes import make_jpeg
 
 WNIDS = ["n01440764", "n01443537", "n02102040"]  # sorted: the class order
 NAMES = ["tench Tinca tinca", "goldfish Carassius auratus", "English springer"]
-CONFIG = RecordsConfig(shorter_side=16, shard_bytes=1 << 20, min_shards=2, num_workers=2)
+CONFIG = params_config("records", RecordsConfig, shorter_side=16, shard_bytes=1 << 20, min_shards=2, num_workers=2)
 # The devkit's ILSVRC2012_ID order is not sorted-wnid order; ID 4 is a non-leaf, ID 5 a leaf without train/ images.
 DEVKIT_IDS = {WNIDS[2]: 1, WNIDS[0]: 2, WNIDS[1]: 3}
 DEVKIT_SYNSETS = [(1, WNIDS[2], 0), (2, WNIDS[0], 0), (3, WNIDS[1], 0), (4, "n00001740", 3), (5, "n09999999", 0)]

@@ -23,11 +23,11 @@ from mlimages.tracking.pretrained import load_source_model
 from mlimages.tracking.results_table import render_versions
 
 from tests.dedup.world import demo_image, jpeg, write_world
+from tests.factories import params_config, write_params
 from tests.pipelines import REPO, load_pipeline
-from tests.tracking.test_evaluation import write_params
 from tests.tracking_fixtures import log_training_run, read_json
 
-RECORDS = RecordsConfig(shorter_side=36, shard_bytes=1 << 20, min_shards=1, num_workers=1)
+RECORDS = params_config("records", RecordsConfig, shorter_side=36, shard_bytes=1 << 20, min_shards=1, num_workers=1)
 NAME = "clean-score-resnet50-imagenet"
 
 
@@ -51,7 +51,7 @@ def world(tmp_path_factory):
     planted = write_world(root)
     dictionary = add_finetune_images(root / "imagenet")
     run_dedup(root / "images" / "train", root / "images" / "val", root / "imagenet", root / "dedup",
-              root / "sheet.png", DedupConfig(hash_workers=1))
+              root / "sheet.png", params_config("dedup", DedupConfig, hash_workers=1))
     build_imagenet(root / "imagenet", dictionary, root / "records", RECORDS)
     shutil.copytree(root / "imagenet", root / "imagenet-without")
     (root / "imagenet-without" / "val" / planted["finetune_id"]).unlink()

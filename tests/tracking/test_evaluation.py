@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mlflow
 import pytest
-import yaml
 
-from tests.pipelines import REPO, load_pipeline
+from tests.factories import write_params
+from tests.pipelines import load_pipeline
 from tests.tracking_fixtures import read_json
-
-
-def write_params(path: Path, **changes: dict) -> Path:
-    """The repository's params.yaml with some keys of some sections changed."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    for section, values in changes.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params), encoding="utf-8")
-    return path
 
 
 @pytest.mark.slow  # the evaluate entry point end to end
