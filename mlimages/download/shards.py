@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from mlimages.annotations import Annotation
-from mlimages.download.outcome import OK, Result, is_retryable
+from mlimages.download.outcome import MIRROR, OK, ORIGIN, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.records.image_shard_format import SHARD_DIGITS, shard_name
 
@@ -200,8 +200,12 @@ class Shard:
 
 
 def sample_meta(result: Result) -> dict:
-    """The `<key>.json` member: the contract read by the record builder."""
-    return {
+    """The `<key>.json` member: the contract read by the record builder (and `phash` by the dedup stage).
+
+    `served_by` says which source the bytes came from (`origin`, or `mirror` with the mirror's URL;
+    the mirror's bytes always matched the original's MD5, else they were not stored).
+    """
+    meta = {
         "key": result.key,
         "line": result.line,
         "source": result.source,
@@ -210,13 +214,19 @@ def sample_meta(result: Result) -> dict:
         "width": result.width,
         "height": result.height,
         "sha256": hashlib.sha256(result.jpeg).hexdigest(),
+        "phash": result.phash,
+        "served_by": result.via,
     }
+    if result.via == MIRROR:
+        meta.update(mirror_url=result.url, md5_matched=True)
+    return meta
 
 
 def recovered_status(meta: dict) -> dict:
     """A status line for a sample found in a partial archive whose status line was lost in a kill."""
     labels = tuple(zip(meta["labels"], meta["confidences"]))
-    result = Result(meta["line"], meta["key"], meta["source"], labels, OK, error="recovered after interruption")
+    result = Result(meta["line"], meta["key"], meta["source"], labels, OK, error="recovered after interruption",
+                    phash=meta.get("phash", ""), via=meta.get("served_by", ORIGIN))
     return result.status_record()
 
 

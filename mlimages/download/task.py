@@ -23,6 +23,7 @@ from mlimages.annotations import Annotation
 from mlimages.download.adaptive import TROUBLE
 from mlimages.download.book import ShardBook
 from mlimages.download.config import DownloadConfig
+from mlimages.download.fallback import open_mirror
 from mlimages.download.feed import Feed, decode_workers, fetch_one, stuck_result
 from mlimages.download.fetch import Fetcher
 from mlimages.download.hosts import HostBudget, HostGate
@@ -123,7 +124,7 @@ def run_tasks(tasks: list[ShardTask], services: Services) -> Tally:
         raise ValueError("run_tasks takes tasks of one list, settings and output folder")
     config, settings = first.settings.config, first.settings
     fetcher = Fetcher(config, services.gate)
-    work = functools.partial(fetch_one, fetcher=fetcher, config=config)
+    work = functools.partial(fetch_one, fetcher=fetcher, config=config, mirror=open_mirror(config))
     release = functools.partial(services.gate.release, signal=TROUBLE)
     pool = WorkerPool(work, config.concurrency + decode_workers(config), config.watchdog_s, stuck_result, release)
     book = ShardBook(first.out, config.samples_per_shard, settings.retry_failures)

@@ -18,11 +18,20 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from mlimages.config import load_params
 from mlimages.download import DownloadConfig, download
+
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+
+
+def download_config(**overrides) -> DownloadConfig:
+    """The repository's `download:` params with `overrides`, read by the real loader (the dataclass has no defaults)."""
+    return load_params("download", DownloadConfig, PARAMS, overrides)
+
 
 # Short back-offs so retries cost little; timeouts stay generous (a loaded test machine must not turn
 # a good URL into a timeout) and the tests of timeouts tighten them for the one run that needs it.
-FAST = DownloadConfig(
+FAST = download_config(
     samples_per_shard=50, processes=1, concurrency=4, per_host_concurrency=4, connect_timeout_s=2.0, read_timeout_s=2.0,
     deadline_s=3.0, max_attempts=3, backoff_base_s=0.05, backoff_max_s=0.2, host_backoff_s=0.2,
     max_retry_after_s=2.0, watchdog_s=10.0, max_body_bytes=200_000, min_side=8, user_agent="mlimages-test",

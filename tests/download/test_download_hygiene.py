@@ -1,0 +1,226 @@
+"""Data hygiene in the downloader: the pHash of every stored image, and Open Images' mirror for dead URLs.
+
+Two loopback servers play the original hosts (127.0.0.1) and the mirror (localhost, so it is a
+host of its own for the politeness gate); one log records the order of the requests both saw.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlimages.dedup.hashes import hash_image_shards
+from mlimages.dedup.phash import compute_phash, format_phash, phash_of_bytes
+from mlimages.download.fallback import open_mirror
+from mlimages.errors import InputError
+
+from .fault_server import FaultServer, make_jpeg, make_png, run_download
+
+MIRROR_HEADER = "ImageID,Subset,OriginalURL,OriginalLandingURL,License,OriginalSize,OriginalMD5\n"
+
+
+def make_photo(seed: int, size=(320, 240), fmt="JPEG") -> bytes:
+    """A smooth picture (random 5x5 colours, upscaled): distinct per seed, like a photo to the hash."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 255, (5, 5, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    small.resize(size, Image.Resampling.BICUBIC).save(buffer, fmt, quality=95)
+    return buffer.getvalue()
+
+
+def distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def md5_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+@pytest.fixture
+def hosts():
+    """(origin server, mirror server, request log of (server name, path) in arrival order)."""
+    log, lock, servers = [], threading.Lock(), {}
+    for name in ("origin", "mirror"):
+        server = FaultServer()
+        original = server.RequestHandlerClass.do_GET
+
+        def do_get(handler, name=name, original=original):
+            with lock:
+                log.append((name, handler.path))
+            original(handler)
+        server.RequestHandlerClass = type(f"{name}Handler", (server.RequestHandlerClass,), {"do_GET": do_get})
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers[name] = server
+    yield servers["origin"], servers["mirror"], log
+    for server in servers.values():
+        server.shutdown()
+        server.server_close()
+
+
+def mirror_url(mirror: FaultServer) -> str:
+    return f"http://localhost:{mirror.server_port}/m/{{image_id}}.jpg"
+
+
+def write_metadata(path, rows: list[tuple[str, str, bytes]]):
+    """Open Images' metadata CSV: (image id, original URL, the bytes whose MD5 is listed)."""
+    lines = [f"{image_id},train,{url},https://flickr/x,cc-by,{len(data)},{md5_b64(data)}\n" for image_id, url, data in rows]
+    path.write_text(MIRROR_HEADER + "".join(lines), encoding="utf-8")
+    return path
+
+
+def serve(server: FaultServer, path: str, status: int, body: bytes = b"", content_type="image/jpeg") -> None:
+    server.routes[path] = lambda handler, hits: handler.send_body(status, body or b"gone", content_type)
+
+
+def test_phash_is_stored_in_the_sample_and_status_and_used_by_dedup(hosts, tmp_path):
+    origin, _, _ = hosts
+    photos = {"/a.jpg": make_photo(1), "/b.png": make_photo(2, fmt="PNG"), "/c.jpg": make_photo(3, size=(40, 30))}
+    for path, data in photos.items():
+        serve(origin, path, 200, data, "image/png" if path.endswith(".png") else "image/jpeg")
+    outcome = run_download(tmp_path, [origin.url(path) for path in photos])
+    assert [outcome.status(line) for line in (1, 2, 3)] == ["ok", "ok", "ok"]
+    for line in (1, 3):  # stored as fetched: hashed from the check's decode, the backfill's scale (here: full)
+        stored = outcome.images[outcome.samples[line]["key"]]
+        assert outcome.samples[line]["phash"] == outcome.statuses[line]["phash"] == format_phash(phash_of_bytes(stored))
+        assert outcome.samples[line]["phash"] == format_phash(compute_phash(Image.open(io.BytesIO(stored))))
+    png = outcome.images[outcome.samples[2]["key"]]  # re-encoded: hashed from the pixels that were encoded
+    assert outcome.samples[2]["phash"] == outcome.statuses[2]["phash"]
+    assert distance(outcome.samples[2]["phash"], format_phash(phash_of_bytes(png))) <= 2
+    table = hash_image_shards(outcome.out, workers=1)
+    assert table.backfilled == 0  # every hash read from the .json, none decoded again
+    assert [format_phash(int(h)) for h in table.phashes] == [outcome.samples[line]["phash"] for line in (1, 2, 3)]
+
+
+def test_a_dead_url_is_recovered_from_the_mirror_with_its_md5_checked(hosts, tmp_path):
+    origin, mirror, log = hosts
+    good, recovered, placeholder = make_photo(10), make_photo(11), make_photo(12)
+    serve(origin, "/alive.jpg", 200, good)
+    serve(origin, "/dead.jpg", 404)
+    serve(origin, "/unlisted.jpg", 404)
+    origin.routes["/moved.jpg"] = lambda h, hits: h.send_body(302, b"", headers={"Location": origin.url("/photo_unavailable.gif")})
+    serve(origin, "/photo_unavailable.gif", 200, make_png(), "image/gif")
+    serve(mirror, "/m/dead1.jpg", 200, recovered)
+    serve(mirror, "/m/moved1.jpg", 200, placeholder)
+    csv_path = write_metadata(tmp_path / "meta.csv", [("alive1", origin.url("/alive.jpg"), good),
+                                                      ("dead1", origin.url("/dead.jpg"), recovered),
+                                                      ("moved1", origin.url("/moved.jpg"), placeholder)])
+    sources = [origin.url(p) for p in ("/alive.jpg", "/dead.jpg", "/unlisted.jpg", "/moved.jpg")]
+    outcome = run_download(tmp_path, sources, mirror_metadata_csv=str(csv_path), mirror_url_template=mirror_url(mirror))
+    assert [outcome.status(line) for line in (1, 2, 3, 4)] == ["ok", "ok", "not_found", "ok"]
+    assert [outcome.samples[line]["served_by"] for line in (1, 2, 4)] == ["origin", "mirror", "mirror"]
+    sample, status = outcome.samples[2], outcome.statuses[2]
+    assert outcome.images[sample["key"]] == recovered and sample["source"] == origin.url("/dead.jpg")
+    assert sample["mirror_url"] == mirror_url(mirror).format(image_id="dead1") and sample["md5_matched"] is True
+    assert status["served_by"] == "mirror" and [(leg["via"], leg["status"]) for leg in status["legs"]] == [
+        ("origin", "not_found"), ("mirror", "ok")]
+    assert [leg["status"] for leg in outcome.statuses[4]["legs"]] == ["gone", "ok"]
+    assert "legs" not in outcome.statuses[1] and "legs" not in outcome.statuses[3]
+    assert ("mirror", "/m/alive1.jpg") not in log  # a live original is never looked for on the mirror
+    assert outcome.report["mirror"] == {"recovered": 2, "first": 0, "origin_after_mirror": 0, "both_failed": 0}
+    assert (tmp_path / "meta.csv.sqlite").is_file()
+
+
+def test_md5_mismatch_and_both_failing_give_one_failure_record_naming_both(hosts, tmp_path):
+    origin, mirror, _ = hosts
+    serve(origin, "/swapped.jpg", 404)
+    serve(origin, "/gone.jpg", 410)
+    serve(mirror, "/m/swapped.jpg", 200, make_jpeg(1))  # another image than the CSV's MD5 names
+    serve(mirror, "/m/gone.jpg", 404)
+    csv_path = write_metadata(tmp_path / "meta.csv", [("swapped", origin.url("/swapped.jpg"), make_jpeg(2)),
+                                                      ("gone", origin.url("/gone.jpg"), make_jpeg(3))])
+    outcome = run_download(tmp_path, [origin.url("/swapped.jpg"), origin.url("/gone.jpg")],
+                           mirror_metadata_csv=str(csv_path), mirror_url_template=mirror_url(mirror))
+    assert outcome.samples == {} and outcome.images == {}
+    swapped, gone = outcome.statuses[1], outcome.statuses[2]
+    assert swapped["status"] == "md5_mismatch" and not swapped["retryable"]
+    assert [(leg["via"], leg["status"], leg["http_status"]) for leg in swapped["legs"]] == [
+        ("origin", "not_found", 404), ("mirror", "md5_mismatch", 200)]
+    assert gone["status"] == "not_found" and [(leg["via"], leg["status"], leg["http_status"]) for leg in gone["legs"]] == [
+        ("origin", "gone", 410), ("mirror", "not_found", 404)]
+    assert gone["error"].startswith("origin gone: HTTP 410; mirror not_found: HTTP 404")
+    assert gone["attempts"] == 2
+    assert outcome.report["mirror"]["both_failed"] == 2 and outcome.report["by_status"] == {
+        "md5_mismatch": 1, "not_found": 1}
+
+
+def test_prefer_mirror_asks_the_mirror_first_and_falls_back_to_the_original(hosts, tmp_path):
+    origin, mirror, log = hosts
+    first, fallback = make_photo(20), make_photo(21)
+    for path, data in (("/first.jpg", first), ("/fallback.jpg", fallback), ("/unlisted.jpg", make_photo(22))):
+        serve(origin, path, 200, data)
+    serve(mirror, "/m/first.jpg", 200, first)
+    mirror.routes["/m/fallback.jpg"] = lambda h, hits: h.send_body(503, b"busy", "text/plain")
+    csv_path = write_metadata(tmp_path / "meta.csv", [("first", origin.url("/first.jpg"), first),
+                                                      ("fallback", origin.url("/fallback.jpg"), fallback)])
+    sources = [origin.url(p) for p in ("/first.jpg", "/fallback.jpg", "/unlisted.jpg")]
+    outcome = run_download(tmp_path, sources, mirror_metadata_csv=str(csv_path), mirror_url_template=mirror_url(mirror),
+                           prefer_mirror=True, max_attempts=2)
+    assert [outcome.status(line) for line in (1, 2, 3)] == ["ok", "ok", "ok"]
+    assert [outcome.samples[line]["served_by"] for line in (1, 2, 3)] == ["mirror", "origin", "origin"]
+    assert ("origin", "/first.jpg") not in log
+    fallback_requests = [entry for entry in log if "fallback" in entry[1]]
+    assert fallback_requests == [("mirror", "/m/fallback.jpg")] * 2 + [("origin", "/fallback.jpg")]
+    assert [leg["status"] for leg in outcome.statuses[2]["legs"]] == ["server_error", "ok"]
+    assert outcome.statuses[2]["attempts"] == 3
+    assert outcome.report["mirror"] == {"recovered": 0, "first": 1, "origin_after_mirror": 1, "both_failed": 0}
+
+
+def test_the_mirror_host_gets_the_per_host_cap(hosts, tmp_path):
+    origin, mirror, _ = hosts
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def slow_image(handler, hits):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.15)
+        with lock:
+            active[0] -= 1
+        handler.send_body(200, make_jpeg(int(handler.path.split("/")[-1].split(".")[0])))
+    mirror.routes["/m/"] = slow_image
+    origin.routes["/dead/"] = lambda h, hits: h.send_body(404, b"no", "text/plain")
+    rows = [(str(n), origin.url(f"/dead/{n}.jpg"), make_jpeg(n)) for n in range(8)]
+    csv_path = write_metadata(tmp_path / "meta.csv", rows)
+    outcome = run_download(tmp_path, [url for _, url, _ in rows], mirror_metadata_csv=str(csv_path),
+                           mirror_url_template=mirror_url(mirror), concurrency=6, per_host_concurrency=2,
+                           per_host_concurrency_min=2, per_host_concurrency_max=2, decode_workers=0)
+    assert outcome.report["mirror"]["recovered"] == 8
+    assert peak[0] <= 2
+
+
+def test_the_mirror_index_is_opened_once_per_process(tmp_path):
+    from .fault_server import download_config
+
+    csv_path = write_metadata(tmp_path / "meta.csv", [("a", "http://x/a.jpg", b"a")])
+    config = download_config(mirror_metadata_csv=str(csv_path), mirror_url_template="http://m/{image_id}")
+    assert open_mirror(config) is open_mirror(config) and open_mirror(config).lookup("http://x/a.jpg").image_id == "a"
+    assert open_mirror(download_config()) is None
+
+
+@pytest.mark.parametrize("changes, where, message", [
+    ({"mirror_metadata_csv": "missing.csv"}, "download.mirror_metadata_csv", "metadata CSV not found"),
+    ({"mirror_url_template": "http://m/{id}.jpg"}, "download.mirror_url_template", "only use {image_id}"),
+    ({"mirror_url_template": "http://m/x.jpg"}, "download.mirror_url_template", "no {image_id}"),
+    ({"mirror_metadata_csv": "", "prefer_mirror": True}, "download.prefer_mirror", "needs download.mirror_metadata_csv"),
+    ({"columns": "ImageID,OriginalURL\n"}, "meta.csv:1", "missing column"),
+])
+def test_bad_mirror_settings_stop_before_any_fetch(hosts, tmp_path, monkeypatch, changes, where, message):
+    origin, _, log = hosts
+    serve(origin, "/a.jpg", 200, make_jpeg(1))
+    monkeypatch.chdir(tmp_path)
+    if "columns" in changes:
+        (tmp_path / "meta.csv").write_text(changes.pop("columns"), encoding="utf-8")
+    else:
+        write_metadata(tmp_path / "meta.csv", [("x", origin.url("/a.jpg"), make_jpeg(1))])
+    settings = {"mirror_metadata_csv": "meta.csv", "mirror_url_template": "http://m/{image_id}.jpg", **changes}
+    with pytest.raises(InputError) as caught:
+        run_download(tmp_path, [origin.url("/a.jpg")], **settings)
+    assert where in str(caught.value) and message in str(caught.value) and "\n" not in str(caught.value)
+    assert log == [] and not (tmp_path / "images").exists()
