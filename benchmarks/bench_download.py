@@ -39,16 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runnable
 from benchmarks.download_baseline import download_like_original  # noqa: E402
 from benchmarks.download_mixes import (  # noqa: E402
     DEADLINE_S, MIXES, OURS_ATTEMPTS, OURS_BACKOFF_S, REPO, RTT_S, SETUP_RTTS, SLOW_S, latency_bound_s, make_mix,
-    make_photo, make_photos,
+    make_photo, make_photos, repo_download_config,
 )
 from benchmarks.download_resize import bench_resize  # noqa: E402
 from benchmarks.download_scale import bench_cpu_bound, bench_latency, bench_one_host  # noqa: E402
 from benchmarks.download_scale import child_scale, render_scale  # noqa: E402
 from benchmarks.download_server import start_server, write_certificate  # noqa: E402
 from benchmarks.report import markdown_table, write_section  # noqa: E402
-from mlimages.download import DownloadConfig, download  # noqa: E402
+from mlimages.download import download  # noqa: E402
 
-MEMORY_CONCURRENCY, MAX_BODY_MB = 16, DownloadConfig().max_body_bytes // 1_000_000  # bench_memory's run
+MEMORY_CONCURRENCY, MAX_BODY_MB = 16, repo_download_config().max_body_bytes // 1_000_000  # bench_memory's run
 WORKERS = MEMORY_CONCURRENCY + (os.cpu_count() or 1)  # plus the default decode_workers, one per core
 BODY_BOUND = f"({MEMORY_CONCURRENCY} + {WORKERS - MEMORY_CONCURRENCY}) x {MAX_BODY_MB} MB = {WORKERS * MAX_BODY_MB} MB"
 def run_child(args: list[str], env: dict | None = None) -> dict:
@@ -81,9 +81,9 @@ def peak_rss_mb() -> float:
 
 
 def child_ours(list_path: Path, out: Path, concurrency: int, max_side: int) -> tuple[int, int]:
-    config = replace(DownloadConfig(), concurrency=concurrency, per_host_concurrency=concurrency, deadline_s=DEADLINE_S,
-                     read_timeout_s=DEADLINE_S, max_attempts=OURS_ATTEMPTS, backoff_base_s=OURS_BACKOFF_S,
-                     max_side=max_side, min_side=1)
+    config = replace(repo_download_config(), concurrency=concurrency, per_host_concurrency=concurrency,
+                     deadline_s=DEADLINE_S, read_timeout_s=DEADLINE_S, max_attempts=OURS_ATTEMPTS,
+                     backoff_base_s=OURS_BACKOFF_S, max_side=max_side, min_side=1)
     report = download(list_path, out, out.parent / f"{out.name}.json", config)
     return report["ok"], report["lines"]
 

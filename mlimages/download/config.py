@@ -101,7 +101,8 @@ class DownloadConfig:
         """The mirror settings must make sense together; whether the CSV exists is checked when a run starts."""
         if not self.mirror_metadata_csv:
             if self.prefer_mirror:
-                raise InputError("needs download.mirror_metadata_csv (empty: no mirror)", "params.yaml: download.prefer_mirror")
+                raise InputError("needs download.mirror_metadata_csv (empty: no mirror)",
+                                 "params.yaml: download.prefer_mirror")
             return
         try:
             check_template(self.mirror_url_template)

@@ -126,10 +126,13 @@ class Result:
             record["served_by"] = self.via
         if self.phash:
             record["phash"] = self.phash
+        if self.mirror_checked:
+            record["mirror_checked"] = True  # a later run with the mirror on need not fetch this line again
         if self.legs:  # more than one source tried: every one's outcome, and the error names them all
             record["legs"] = self.legs + [self.leg()]
             if self.status != OK:
-                record["error"] = "; ".join(f"{leg['via']} {leg['status']}: {leg['error']}" for leg in record["legs"])[:400]
+                each = (f"{leg['via']} {leg['status']}: {leg['error']}" for leg in record["legs"])
+                record["error"] = "; ".join(each)[:400]
         return record
 
     def leg(self) -> dict:

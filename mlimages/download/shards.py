@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from mlimages.annotations import Annotation
+from mlimages.download.fallback import FALLBACK_REASONS
 from mlimages.download.outcome import MIRROR, OK, ORIGIN, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.records.image_shard_format import SHARD_DIGITS, shard_name
@@ -50,11 +51,14 @@ class Shard:
         out: the output folder.
         index: the shard number.
         retry_failures: also fetch lines whose earlier failure was permanent.
+        mirror_on: Open Images' mirror is configured: a line whose URL was found dead before the mirror
+            was asked about it is fetched again, so turning the mirror on recovers what it can.
     """
 
-    def __init__(self, out: Path, index: int, retry_failures: bool):
+    def __init__(self, out: Path, index: int, retry_failures: bool, mirror_on: bool = False):
         self.index = index
         self.retry_failures = retry_failures
+        self.mirror_on = mirror_on
         base = out / shard_name(index)
         self.tar_path, self.jsonl_path = base.with_suffix(".tar"), base.with_suffix(".jsonl")
         self.tar_partial = base.with_name(base.name + ".tar.partial")
@@ -133,6 +137,8 @@ class Shard:
         if record is None or is_retryable(record["status"]):
             return FETCH
         if record["status"] != OK and self.retry_failures:
+            return FETCH
+        if self.mirror_on and record["status"] in FALLBACK_REASONS and not record.get("mirror_checked"):
             return FETCH
         return SKIP
 

@@ -127,7 +127,7 @@ def run_tasks(tasks: list[ShardTask], services: Services) -> Tally:
     work = functools.partial(fetch_one, fetcher=fetcher, config=config, mirror=open_mirror(config))
     release = functools.partial(services.gate.release, signal=TROUBLE)
     pool = WorkerPool(work, config.concurrency + decode_workers(config), config.watchdog_s, stuck_result, release)
-    book = ShardBook(first.out, config.samples_per_shard, settings.retry_failures)
+    book = ShardBook(first.out, config.samples_per_shard, settings.retry_failures, bool(config.mirror_metadata_csv))
     feed = Feed(pool, book, services.progress, RetryQueue())
     try:
         shards = read_shards(first.list_path, config, [task.shard_index for task in tasks])

@@ -70,7 +70,8 @@ def mirror_url(mirror: FaultServer) -> str:
 
 def write_metadata(path, rows: list[tuple[str, str, bytes]]):
     """Open Images' metadata CSV: (image id, original URL, the bytes whose MD5 is listed)."""
-    lines = [f"{image_id},train,{url},https://flickr/x,cc-by,{len(data)},{md5_b64(data)}\n" for image_id, url, data in rows]
+    lines = [f"{image_id},train,{url},https://flickr/x,cc-by,{len(data)},{md5_b64(data)}\n"
+             for image_id, url, data in rows]
     path.write_text(MIRROR_HEADER + "".join(lines), encoding="utf-8")
     return path
 
@@ -104,7 +105,8 @@ def test_a_dead_url_is_recovered_from_the_mirror_with_its_md5_checked(hosts, tmp
     serve(origin, "/alive.jpg", 200, good)
     serve(origin, "/dead.jpg", 404)
     serve(origin, "/unlisted.jpg", 404)
-    origin.routes["/moved.jpg"] = lambda h, hits: h.send_body(302, b"", headers={"Location": origin.url("/photo_unavailable.gif")})
+    placeholder_url = origin.url("/photo_unavailable.gif")
+    origin.routes["/moved.jpg"] = lambda h, hits: h.send_body(302, b"", headers={"Location": placeholder_url})
     serve(origin, "/photo_unavailable.gif", 200, make_png(), "image/gif")
     serve(mirror, "/m/dead1.jpg", 200, recovered)
     serve(mirror, "/m/moved1.jpg", 200, placeholder)
@@ -127,6 +129,27 @@ def test_a_dead_url_is_recovered_from_the_mirror_with_its_md5_checked(hosts, tmp
     assert (tmp_path / "meta.csv.sqlite").is_file()
 
 
+def test_turning_the_mirror_on_recovers_dead_lines_of_an_earlier_run(hosts, tmp_path):
+    origin, mirror, log = hosts
+    photo = make_photo(30)
+    serve(origin, "/alive.jpg", 200, make_photo(31))
+    serve(origin, "/dead.jpg", 404)
+    serve(origin, "/unlisted.jpg", 404)
+    serve(mirror, "/m/dead.jpg", 200, photo)
+    csv_path = write_metadata(tmp_path / "meta.csv", [("dead", origin.url("/dead.jpg"), photo)])
+    sources = [origin.url(p) for p in ("/alive.jpg", "/dead.jpg", "/unlisted.jpg")]
+    before = run_download(tmp_path, sources)
+    assert [before.status(line) for line in (1, 2, 3)] == ["ok", "not_found", "not_found"]
+    with_mirror = {"mirror_metadata_csv": str(csv_path), "mirror_url_template": mirror_url(mirror)}
+    after = run_download(tmp_path, sources, **with_mirror)  # no --retry-failures needed
+    assert [after.status(line) for line in (1, 2, 3)] == ["ok", "ok", "not_found"]
+    assert after.samples[2]["served_by"] == "mirror" and after.report["run"]["fetched"] == 2
+    assert after.statuses[3]["mirror_checked"] is True
+    requests = len(log)
+    again = run_download(tmp_path, sources, **with_mirror)
+    assert again.report["run"]["fetched"] == 0 and len(log) == requests  # asked once, not on every run
+
+
 def test_md5_mismatch_and_both_failing_give_one_failure_record_naming_both(hosts, tmp_path):
     origin, mirror, _ = hosts
     serve(origin, "/swapped.jpg", 404)
@@ -142,7 +165,8 @@ def test_md5_mismatch_and_both_failing_give_one_failure_record_naming_both(hosts
     assert swapped["status"] == "md5_mismatch" and not swapped["retryable"]
     assert [(leg["via"], leg["status"], leg["http_status"]) for leg in swapped["legs"]] == [
         ("origin", "not_found", 404), ("mirror", "md5_mismatch", 200)]
-    assert gone["status"] == "not_found" and [(leg["via"], leg["status"], leg["http_status"]) for leg in gone["legs"]] == [
+    assert gone["status"] == "not_found"
+    assert [(leg["via"], leg["status"], leg["http_status"]) for leg in gone["legs"]] == [
         ("origin", "gone", 410), ("mirror", "not_found", 404)]
     assert gone["error"].startswith("origin gone: HTTP 410; mirror not_found: HTTP 404")
     assert gone["attempts"] == 2
@@ -208,7 +232,7 @@ def test_the_mirror_index_is_opened_once_per_process(tmp_path):
     ({"mirror_metadata_csv": "missing.csv"}, "download.mirror_metadata_csv", "metadata CSV not found"),
     ({"mirror_url_template": "http://m/{id}.jpg"}, "download.mirror_url_template", "only use {image_id}"),
     ({"mirror_url_template": "http://m/x.jpg"}, "download.mirror_url_template", "no {image_id}"),
-    ({"mirror_metadata_csv": "", "prefer_mirror": True}, "download.prefer_mirror", "needs download.mirror_metadata_csv"),
+    ({"mirror_metadata_csv": "", "prefer_mirror": True}, "download.prefer_mirror", "needs download.mirror_metadata"),
     ({"columns": "ImageID,OriginalURL\n"}, "meta.csv:1", "missing column"),
 ])
 def test_bad_mirror_settings_stop_before_any_fetch(hosts, tmp_path, monkeypatch, changes, where, message):
