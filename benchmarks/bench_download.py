@@ -18,7 +18,7 @@
 3. Peak memory on a 200,000-line list of mostly failing URLs vs a list a tenth as long.
 
 `--part scale` runs the scale part instead (`download_scale`: worker processes, the default
-concurrency, adaptive host caps), into a section of its own.
+concurrency, adaptive host caps), into a section of its own; `--part hashing` the pHash's cost.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from benchmarks.download_mixes import (  # noqa: E402
     DEADLINE_S, MIXES, OURS_ATTEMPTS, OURS_BACKOFF_S, REPO, RTT_S, SETUP_RTTS, SLOW_S, latency_bound_s, make_mix,
     make_photo, make_photos, repo_download_config,
 )
+from benchmarks.download_hashing import main_hashing  # noqa: E402
 from benchmarks.download_resize import bench_resize  # noqa: E402
 from benchmarks.download_scale import bench_cpu_bound, bench_latency, bench_one_host  # noqa: E402
 from benchmarks.download_scale import child_scale, render_scale  # noqa: E402
@@ -168,8 +169,8 @@ def main_child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer URLs and images (about two minutes)")
-    parser.add_argument("--part", choices=["original", "scale"], default="original",
-                        help="original: against the original design; scale: processes, defaults, adaptive caps")
+    parser.add_argument("--part", choices=["original", "scale", "hashing"], default="original",
+                        help="original design / processes, defaults, adaptive caps / the pHash's CPU share")
     parser.add_argument("--child", choices=["ours", "baseline", "baseline-joined", "scale"], help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
@@ -182,6 +183,8 @@ def main() -> None:
         return main_child(args)
     if args.part == "scale":
         return main_scale(args.quick)
+    if args.part == "hashing":
+        return main_hashing(args.quick, run_child, write_list)
     count, concurrency = (400, 16) if args.quick else (2000, 16)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -231,7 +234,7 @@ urllib, so a new connection per URL; full decode; no retries; no validation), it
 released script does, by spinning on `isAlive()` until each worker ends. "Joined baseline": the same with that
 one flaw removed (the main thread joins the workers); CPU per image is compared with it, as the spinning thread's
 CPU is no downloading work. Ours: per-host cap set to the
-concurrency (one loopback host); JPEGs stored as fetched after a 1/8-scale decode check unless `max_side` is set.
+concurrency (one loopback host); JPEGs stored as fetched after a reduced-scale decode check unless `max_side` is set.
 Mixes (85% images, 15% 404s; then 2% of the lines turned into URLs that never answer, except in the first):
 
 {mixes}

@@ -82,7 +82,7 @@ def fetch_one(result: Result, start: Callable, fetcher: Fetcher, config: Downloa
         except FetchError as error:
             result.status, result.error = error.reason, error.detail
             result.http_status = error.http_status if error.http_status is not None else result.http_status
-            if error.attempts is not None:  # a validation failure: the fetch's count stands
+            if error.attempts is not None:  # None: a validation failure, the fetch's count stands
                 result.attempts += error.attempts - result.leg_attempts
                 result.leg_attempts = error.attempts
             if error.retry_in_s is not None:

@@ -2,8 +2,8 @@
 
 Header checks (size, aspect ratio, pixel cap) come first, so a decompression bomb is refused
 before any pixel is decoded. An upright RGB JPEG that is already small enough is stored as it
-came (no generation loss, no re-encode cost) after a 1/8-scale draft decode proves its data is
-complete; everything else (PNG, GIF, WebP, grayscale, CMYK, EXIF-rotated, too large) is decoded
+came (no generation loss, no re-encode cost) after a reduced-scale draft decode proves its data
+is complete; everything else (PNG, GIF, WebP, grayscale, CMYK, EXIF-rotated, too large) is decoded
 with `mlimages.images.load_rgb`, which uses JPEG draft mode to avoid full-size decodes, and
 re-encoded.
 
@@ -11,9 +11,10 @@ The perceptual hash of every stored image (`dedup.phash`, for the near-duplicate
 from the image decoded here, so it costs a 32x32 thumbnail and two small matrix products, never a
 second decode. The as-is path's check decodes at the reduced scale the dedup backfill uses
 (`phash_of_bytes`: at least 128 pixels a side), so a stored hash and a backfilled one of the same
-bytes are bit for bit equal; a 1/8-scale decode was 20% cheaper but its hashes were 2-8 bits off
-(on crops of the release's photos), half the near-duplicate threshold. A re-encoded image is
-hashed from the pixels that were encoded.
+bytes are bit for bit equal. The 1/8-scale decode the check used before is cheaper for photos
+under 1024 pixels a side, but hashes taken from it were 2 bits off on 500x375 photos (`python -m
+benchmarks.bench_download --part hashing`), against a near-duplicate threshold of 4. A
+re-encoded image is hashed from the pixels that were encoded.
 """
 
 from __future__ import annotations

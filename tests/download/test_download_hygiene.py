@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import logging
 import threading
 import time
 
@@ -99,7 +100,8 @@ def test_phash_is_stored_in_the_sample_and_status_and_used_by_dedup(hosts, tmp_p
     assert [format_phash(int(h)) for h in table.phashes] == [outcome.samples[line]["phash"] for line in (1, 2, 3)]
 
 
-def test_a_dead_url_is_recovered_from_the_mirror_with_its_md5_checked(hosts, tmp_path):
+def test_a_dead_url_is_recovered_from_the_mirror_with_its_md5_checked(hosts, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mlimages.download.summary")
     origin, mirror, log = hosts
     good, recovered, placeholder = make_photo(10), make_photo(11), make_photo(12)
     serve(origin, "/alive.jpg", 200, good)
@@ -126,6 +128,7 @@ def test_a_dead_url_is_recovered_from_the_mirror_with_its_md5_checked(hosts, tmp
     assert "legs" not in outcome.statuses[1] and "legs" not in outcome.statuses[3]
     assert ("mirror", "/m/alive1.jpg") not in log  # a live original is never looked for on the mirror
     assert outcome.report["mirror"] == {"recovered": 2, "first": 0, "origin_after_mirror": 0, "both_failed": 0}
+    assert "mirror: recovered 2 (original URL dead)" in caplog.text  # the end-of-run summary
     assert (tmp_path / "meta.csv.sqlite").is_file()
 
 
@@ -248,3 +251,15 @@ def test_bad_mirror_settings_stop_before_any_fetch(hosts, tmp_path, monkeypatch,
         run_download(tmp_path, [origin.url("/a.jpg")], **settings)
     assert where in str(caught.value) and message in str(caught.value) and "\n" not in str(caught.value)
     assert log == [] and not (tmp_path / "images").exists()
+
+
+def test_worker_processes_each_open_the_index_and_recover(hosts, tmp_path):
+    origin, mirror, _ = hosts
+    origin.routes["/dead/"] = lambda h, hits: h.send_body(404, b"no", "text/plain")
+    mirror.routes["/m/"] = lambda h, hits: h.send_body(200, make_jpeg(int(h.path.split("/")[-1].split(".")[0])))
+    rows = [(str(n), origin.url(f"/dead/{n}.jpg"), make_jpeg(n)) for n in range(6)]
+    csv_path = write_metadata(tmp_path / "meta.csv", rows)
+    outcome = run_download(tmp_path, [url for _, url, _ in rows], mirror_metadata_csv=str(csv_path),
+                           mirror_url_template=mirror_url(mirror), processes=2, samples_per_shard=2)
+    assert outcome.report["run"]["processes"] == 2 and outcome.report["mirror"]["recovered"] == 6
+    assert sorted(outcome.samples[line]["served_by"] for line in range(1, 7)) == ["mirror"] * 6

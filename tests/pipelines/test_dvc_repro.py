@@ -53,7 +53,8 @@ def test_dvc_yaml_stages_list_their_script_and_existing_params():
             section, _, key = entry.partition(".")
             assert section in params and (not key or key in params[section]), (name, entry)
             keys.setdefault(name, set()).add(key)
-    assert keys["download_images"] == set(STORED_BYTES_FIELDS) | {"imagenet21k_root"}
+    assert keys["download_images"] == set(STORED_BYTES_FIELDS) | {"imagenet21k_root", "mirror_metadata_csv",
+                                                                  "mirror_url_template", "prefer_mirror"}
     assert keys["build_tfrecords"] <= set(RecordsConfig.__dataclass_fields__) - {"num_workers", "shuffle_seed"}
     assert keys["build_imagenet"] <= set(RecordsConfig.__dataclass_fields__) - {"num_workers", "dense_labels"}
 
