@@ -45,21 +45,28 @@ def prepare_mirror(config: DownloadConfig) -> None:
     Raises:
         InputError: the CSV is missing, lacks a needed column or has a broken row (names file and line).
     """
-    if not config.mirror_metadata_csv:
-        return
-    csv_path = Path(config.mirror_metadata_csv)
-    if not csv_path.is_file():
-        raise InputError(f"metadata CSV not found: {csv_path}", "params.yaml: download.mirror_metadata_csv")
-    MirrorIndex(csv_path, index_path_of(csv_path), config.mirror_url_template).close()
+    if config.mirror_metadata_csv:
+        csv_path = _csv_path(config)
+        MirrorIndex(csv_path, index_path_of(csv_path), config.mirror_url_template).close()
 
 
 def open_mirror(config: DownloadConfig) -> MirrorIndex | None:
-    """This process's index of the configured CSV (opened once, reused by later tasks); None when off."""
+    """This process's index of the configured CSV (opened once, reused by later tasks); None when off.
+
+    A shard task run on its own (`task.download_shard`) builds the index here if no run prepared it.
+    """
     if not config.mirror_metadata_csv:
         return None
-    csv_path = Path(config.mirror_metadata_csv).resolve()
+    csv_path = _csv_path(config).resolve()
     stat = csv_path.stat()
     return _open_index(csv_path, config.mirror_url_template, stat.st_size, stat.st_mtime_ns)
+
+
+def _csv_path(config: DownloadConfig) -> Path:
+    csv_path = Path(config.mirror_metadata_csv)
+    if not csv_path.is_file():
+        raise InputError(f"metadata CSV not found: {csv_path}", "params.yaml: download.mirror_metadata_csv")
+    return csv_path
 
 
 @functools.lru_cache(maxsize=4)

@@ -263,3 +263,22 @@ def test_worker_processes_each_open_the_index_and_recover(hosts, tmp_path):
                            mirror_url_template=mirror_url(mirror), processes=2, samples_per_shard=2)
     assert outcome.report["run"]["processes"] == 2 and outcome.report["mirror"]["recovered"] == 6
     assert sorted(outcome.samples[line]["served_by"] for line in range(1, 7)) == ["mirror"] * 6
+
+
+def test_a_shard_task_run_on_its_own_builds_and_uses_the_index(hosts, tmp_path):
+    from dataclasses import replace
+
+    from mlimages.download.task import TaskSettings, download_shard
+
+    from .fault_server import FAST
+
+    origin, mirror, _ = hosts
+    serve(origin, "/dead.jpg", 404)
+    serve(mirror, "/m/dead.jpg", 200, make_jpeg(5))
+    csv_path = write_metadata(tmp_path / "meta.csv", [("dead", origin.url("/dead.jpg"), make_jpeg(5))])
+    list_path = tmp_path / "list.tsv"
+    list_path.write_text(f"{origin.url('/dead.jpg')}\t1:1\n", encoding="utf-8")
+    config = replace(FAST, mirror_metadata_csv=str(csv_path), mirror_url_template=mirror_url(mirror))
+    (tmp_path / "images").mkdir()
+    tally = download_shard(list_path, 0, TaskSettings(config), tmp_path / "images")
+    assert tally.mirror["recovered"] == 1 and (tmp_path / "meta.csv.sqlite").is_file()
