@@ -77,6 +77,8 @@ def _open_index(csv_path: Path, template: str, size: int, mtime_ns: int) -> Mirr
 
 def start_line(result: Result, mirror: MirrorIndex | None, prefer_mirror: bool) -> None:
     """Choose the first leg of a line: the mirror when preferred and listed, else the original URL."""
+    if result.url:  # chosen when the line was planned (`resume_at_mirror`)
+        return
     result.via, result.url, result.md5 = ORIGIN, result.source, ""
     if mirror is not None and prefer_mirror:
         _use_mirror(result, mirror)
@@ -90,6 +92,22 @@ def _use_mirror(result: Result, mirror: MirrorIndex) -> bool:
         return False
     result.via, result.url, result.md5 = MIRROR, entry.mirror_url, entry.md5
     return True
+
+
+def resume_at_mirror(result: Result, record: dict, mirror: MirrorIndex) -> bool:
+    """A line an earlier run found dead at its URL before the mirror was on: to the mirror, not the URL again.
+
+    The earlier failure becomes the line's first leg. Returns False when the mirror does not list the
+    URL: `result` then holds the earlier failure again, marked as asked about, to record as is.
+    """
+    earlier = {"via": ORIGIN, "url": result.source, "status": record["status"], "http_status": record["http_status"],
+               "attempts": record["attempts"], "error": record["error"]}
+    if _use_mirror(result, mirror):
+        result.legs.append(earlier)
+        return True
+    result.status, result.error, result.http_status = record["status"], record["error"], record["http_status"]
+    result.attempts, result.elapsed_s = record["attempts"], record["elapsed_s"]
+    return False
 
 
 def next_leg(result: Result, error: FetchError, mirror: MirrorIndex | None) -> bool:

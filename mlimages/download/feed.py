@@ -34,6 +34,7 @@ class Feed:
     book: ShardBook
     progress: object  # `progress.Progress` or `progress.ProgressSender`: add(status), skip()
     retries: RetryQueue
+    mirror: MirrorIndex | None = None  # for lines planned `RECOVER` (`fallback.resume_at_mirror`)
 
     def submit(self, payload: Result) -> None:
         """Submit a line after the retries that are due, waiting while too many lines wait for one."""

@@ -25,7 +25,7 @@ from mlimages.download.outcome import MIRROR, OK, ORIGIN, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.records.image_shard_format import SHARD_DIGITS, shard_name
 
-FETCH, SKIP, DUPLICATE = "fetch", "skip", "duplicate"
+FETCH, SKIP, DUPLICATE, RECOVER = "fetch", "skip", "duplicate", "recover"
 SHARD_SUFFIXES = (".tar", ".jsonl", ".partial", ".tmp")
 
 
@@ -52,7 +52,7 @@ class Shard:
         index: the shard number.
         retry_failures: also fetch lines whose earlier failure was permanent.
         mirror_on: Open Images' mirror is configured: a line whose URL was found dead before the mirror
-            was asked about it is fetched again, so turning the mirror on recovers what it can.
+            was asked about it is planned `RECOVER`, so turning the mirror on recovers what it can.
     """
 
     def __init__(self, out: Path, index: int, retry_failures: bool, mirror_on: bool = False):
@@ -122,7 +122,8 @@ class Shard:
         return names
 
     def plan(self, line: int, key: str, annotation: Annotation) -> str:
-        """Decide what to do with one input line: `FETCH`, `SKIP` (done earlier), or `DUPLICATE` (recorded now).
+        """Decide what to do with one input line: `FETCH`, `SKIP` (done earlier), `DUPLICATE` (recorded now),
+        or `RECOVER` (dead at its URL before the mirror was on: try the mirror, not the URL again).
 
         The run has already checked this shard's records against the list (`staleness.check_shard`),
         so a recorded line here has the list's source and labels.
@@ -139,7 +140,7 @@ class Shard:
         if record["status"] != OK and self.retry_failures:
             return FETCH
         if self.mirror_on and record["status"] in FALLBACK_REASONS and not record.get("mirror_checked"):
-            return FETCH
+            return RECOVER
         return SKIP
 
     def record(self, result: Result) -> None:

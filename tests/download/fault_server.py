@@ -50,6 +50,15 @@ def make_jpeg(seed: int, size=(32, 24), mode="RGB", exif_orientation: int | None
     return buffer.getvalue()
 
 
+def make_photo(seed: int, size=(320, 240), fmt="JPEG") -> bytes:
+    """A smooth picture (random 5x5 colours, upscaled): distinct per seed, like a photo to the hash."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 255, (5, 5, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    small.resize(size, Image.Resampling.BICUBIC).save(buffer, fmt, quality=95)
+    return buffer.getvalue()
+
+
 def make_png(size=(24, 24)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (200, 30, 30)).save(buffer, "PNG")

@@ -1,4 +1,4 @@
-"""Data hygiene in the downloader: the pHash of every stored image, and Open Images' mirror for dead URLs.
+"""Open Images' mirror in the downloader: dead URLs recovered, MD5 checked, both sources recorded.
 
 Two loopback servers play the original hosts (127.0.0.1) and the mirror (localhost, so it is a
 host of its own for the politeness gate); one log records the order of the requests both saw.
@@ -8,36 +8,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import logging
 import threading
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from mlimages.dedup.hashes import hash_image_shards
-from mlimages.dedup.phash import compute_phash, format_phash, phash_of_bytes
 from mlimages.download.fallback import open_mirror
 from mlimages.errors import InputError
 
-from .fault_server import FaultServer, make_jpeg, make_png, run_download
+from .fault_server import FaultServer, make_jpeg, make_photo, make_png, run_download
 
 MIRROR_HEADER = "ImageID,Subset,OriginalURL,OriginalLandingURL,License,OriginalSize,OriginalMD5\n"
-
-
-def make_photo(seed: int, size=(320, 240), fmt="JPEG") -> bytes:
-    """A smooth picture (random 5x5 colours, upscaled): distinct per seed, like a photo to the hash."""
-    rng = np.random.default_rng(seed)
-    small = Image.fromarray(rng.integers(0, 255, (5, 5, 3), dtype=np.uint8))
-    buffer = io.BytesIO()
-    small.resize(size, Image.Resampling.BICUBIC).save(buffer, fmt, quality=95)
-    return buffer.getvalue()
-
-
-def distance(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 def md5_b64(data: bytes) -> str:
@@ -79,25 +61,6 @@ def write_metadata(path, rows: list[tuple[str, str, bytes]]):
 
 def serve(server: FaultServer, path: str, status: int, body: bytes = b"", content_type="image/jpeg") -> None:
     server.routes[path] = lambda handler, hits: handler.send_body(status, body or b"gone", content_type)
-
-
-def test_phash_is_stored_in_the_sample_and_status_and_used_by_dedup(hosts, tmp_path):
-    origin, _, _ = hosts
-    photos = {"/a.jpg": make_photo(1), "/b.png": make_photo(2, fmt="PNG"), "/c.jpg": make_photo(3, size=(40, 30))}
-    for path, data in photos.items():
-        serve(origin, path, 200, data, "image/png" if path.endswith(".png") else "image/jpeg")
-    outcome = run_download(tmp_path, [origin.url(path) for path in photos])
-    assert [outcome.status(line) for line in (1, 2, 3)] == ["ok", "ok", "ok"]
-    for line in (1, 3):  # stored as fetched: hashed from the check's decode, the backfill's scale (here: full)
-        stored = outcome.images[outcome.samples[line]["key"]]
-        assert outcome.samples[line]["phash"] == outcome.statuses[line]["phash"] == format_phash(phash_of_bytes(stored))
-        assert outcome.samples[line]["phash"] == format_phash(compute_phash(Image.open(io.BytesIO(stored))))
-    png = outcome.images[outcome.samples[2]["key"]]  # re-encoded: hashed from the pixels that were encoded
-    assert outcome.samples[2]["phash"] == outcome.statuses[2]["phash"]
-    assert distance(outcome.samples[2]["phash"], format_phash(phash_of_bytes(png))) <= 2
-    table = hash_image_shards(outcome.out, workers=1)
-    assert table.backfilled == 0  # every hash read from the .json, none decoded again
-    assert [format_phash(int(h)) for h in table.phashes] == [outcome.samples[line]["phash"] for line in (1, 2, 3)]
 
 
 def test_a_dead_url_is_recovered_from_the_mirror_with_its_md5_checked(hosts, tmp_path, caplog):
@@ -146,8 +109,12 @@ def test_turning_the_mirror_on_recovers_dead_lines_of_an_earlier_run(hosts, tmp_
     with_mirror = {"mirror_metadata_csv": str(csv_path), "mirror_url_template": mirror_url(mirror)}
     after = run_download(tmp_path, sources, **with_mirror)  # no --retry-failures needed
     assert [after.status(line) for line in (1, 2, 3)] == ["ok", "ok", "not_found"]
-    assert after.samples[2]["served_by"] == "mirror" and after.report["run"]["fetched"] == 2
-    assert after.statuses[3]["mirror_checked"] is True
+    assert after.samples[2]["served_by"] == "mirror" and after.report["run"]["fetched"] == 1
+    assert [(leg["via"], leg["status"]) for leg in after.statuses[2]["legs"]] == [("origin", "not_found"),
+                                                                                  ("mirror", "ok")]
+    assert after.statuses[3]["mirror_checked"] is True and after.statuses[3]["http_status"] == 404
+    assert log.count(("origin", "/dead.jpg")) == log.count(("origin", "/unlisted.jpg")) == 1  # not asked again
+    assert after.report["mirror"]["recovered"] == 1
     requests = len(log)
     again = run_download(tmp_path, sources, **with_mirror)
     assert again.report["run"]["fetched"] == 0 and len(log) == requests  # asked once, not on every run
