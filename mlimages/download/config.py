@@ -5,7 +5,7 @@ shard archives (which images pass, how they are re-encoded, which lines go in wh
 output folder remembers them in a fingerprint so a changed value never mixes old and new shards.
 The others (concurrency, timeouts, retries) only change how fast and how politely we fetch.
 The mirror settings are not in the fingerprint either: turning the mirror on must recover the
-lines an earlier run found dead (`shards.Shard.plan` fetches them again), not discard every shard;
+lines an earlier run found dead (`shards.Shard.plan` sends them to the mirror), not discard every shard;
 an image the mirror serves is marked as such in its sample (`served_by`).
 """
 

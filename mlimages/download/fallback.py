@@ -15,6 +15,9 @@ its own attempts, retries and back-off, and goes through the same per-host gate 
 the mirror host gets the same politeness. A line that tried the mirror keeps every leg in its
 status record (`legs`), so one failure record names both attempts.
 
+A line an earlier run found dead at its URL, before the mirror was on, goes straight to the mirror
+(`resume_at_mirror`): the dead URL is not asked again, and its earlier failure is the first leg.
+
 The index is opened once per process (`open_mirror`): read-only SQLite, shared by the process's
 workers. The run builds it before any fetch (`prepare_mirror`), so a bad CSV stops the run first.
 """
