@@ -18,7 +18,7 @@
 3. Peak memory on a 200,000-line list of mostly failing URLs vs a list a tenth as long.
 
 `--part scale` runs the scale part instead (`download_scale`: worker processes, the default
-concurrency, adaptive host caps), into a section of its own.
+concurrency, adaptive host caps), into a section of its own; `--part hashing` the pHash's cost.
 """
 
 from __future__ import annotations
@@ -39,16 +39,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runnable
 from benchmarks.download_baseline import download_like_original  # noqa: E402
 from benchmarks.download_mixes import (  # noqa: E402
     DEADLINE_S, MIXES, OURS_ATTEMPTS, OURS_BACKOFF_S, REPO, RTT_S, SETUP_RTTS, SLOW_S, latency_bound_s, make_mix,
-    make_photo, make_photos,
+    make_photo, make_photos, repo_download_config,
 )
+from benchmarks.download_hashing import main_hashing  # noqa: E402
 from benchmarks.download_resize import bench_resize  # noqa: E402
 from benchmarks.download_scale import bench_cpu_bound, bench_latency, bench_one_host  # noqa: E402
 from benchmarks.download_scale import child_scale, render_scale  # noqa: E402
 from benchmarks.download_server import start_server, write_certificate  # noqa: E402
 from benchmarks.report import markdown_table, write_section  # noqa: E402
-from mlimages.download import DownloadConfig, download  # noqa: E402
+from mlimages.download import download  # noqa: E402
 
-MEMORY_CONCURRENCY, MAX_BODY_MB = 16, DownloadConfig().max_body_bytes // 1_000_000  # bench_memory's run
+MEMORY_CONCURRENCY, MAX_BODY_MB = 16, repo_download_config().max_body_bytes // 1_000_000  # bench_memory's run
 WORKERS = MEMORY_CONCURRENCY + (os.cpu_count() or 1)  # plus the default decode_workers, one per core
 BODY_BOUND = f"({MEMORY_CONCURRENCY} + {WORKERS - MEMORY_CONCURRENCY}) x {MAX_BODY_MB} MB = {WORKERS * MAX_BODY_MB} MB"
 def run_child(args: list[str], env: dict | None = None) -> dict:
@@ -81,9 +82,9 @@ def peak_rss_mb() -> float:
 
 
 def child_ours(list_path: Path, out: Path, concurrency: int, max_side: int) -> tuple[int, int]:
-    config = replace(DownloadConfig(), concurrency=concurrency, per_host_concurrency=concurrency, deadline_s=DEADLINE_S,
-                     read_timeout_s=DEADLINE_S, max_attempts=OURS_ATTEMPTS, backoff_base_s=OURS_BACKOFF_S,
-                     max_side=max_side, min_side=1)
+    config = replace(repo_download_config(), concurrency=concurrency, per_host_concurrency=concurrency,
+                     deadline_s=DEADLINE_S, read_timeout_s=DEADLINE_S, max_attempts=OURS_ATTEMPTS,
+                     backoff_base_s=OURS_BACKOFF_S, max_side=max_side, min_side=1)
     report = download(list_path, out, out.parent / f"{out.name}.json", config)
     return report["ok"], report["lines"]
 
@@ -168,8 +169,8 @@ def main_child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer URLs and images (about two minutes)")
-    parser.add_argument("--part", choices=["original", "scale"], default="original",
-                        help="original: against the original design; scale: processes, defaults, adaptive caps")
+    parser.add_argument("--part", choices=["original", "scale", "hashing"], default="original",
+                        help="original design / processes, defaults, adaptive caps / the pHash's CPU share")
     parser.add_argument("--child", choices=["ours", "baseline", "baseline-joined", "scale"], help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
@@ -182,6 +183,8 @@ def main() -> None:
         return main_child(args)
     if args.part == "scale":
         return main_scale(args.quick)
+    if args.part == "hashing":
+        return main_hashing(args.quick, run_child, write_list)
     count, concurrency = (400, 16) if args.quick else (2000, 16)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -231,7 +234,7 @@ urllib, so a new connection per URL; full decode; no retries; no validation), it
 released script does, by spinning on `isAlive()` until each worker ends. "Joined baseline": the same with that
 one flaw removed (the main thread joins the workers); CPU per image is compared with it, as the spinning thread's
 CPU is no downloading work. Ours: per-host cap set to the
-concurrency (one loopback host); JPEGs stored as fetched after a 1/8-scale decode check unless `max_side` is set.
+concurrency (one loopback host); JPEGs stored as fetched after a reduced-scale decode check unless `max_side` is set.
 Mixes (85% images, 15% 404s; then 2% of the lines turned into URLs that never answer, except in the first):
 
 {mixes}

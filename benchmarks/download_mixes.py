@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mlimages.config import load_params
+from mlimages.download import DownloadConfig
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def repo_download_config() -> DownloadConfig:
+    """The repository's `download:` params, the values a user runs with (the dataclass has no defaults)."""
+    return load_params("download", DownloadConfig, REPO / "params.yaml")
 SHARED = Path(os.environ.get("MLIMAGES_SHARED", REPO.parent / "shared"))
 SHARED_PHOTOS = SHARED / "data" / "tencent-ml-images" / "images"
 RTT_S, SETUP_RTTS, SLOW_S, DEADLINE_S = 0.1, 2, 30.0, 2.0

@@ -10,14 +10,14 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks.download_baseline import full_decode
-from mlimages.download import DownloadConfig
+from benchmarks.download_mixes import repo_download_config
 from mlimages.download.validate import make_stored_image
 from mlimages.images import encode_jpeg
 
 
 def bench_resize(photos: list[Path], repeats: int) -> list[list]:
     """A row per photo: ms of a full decode, of the same job from it, of ours, of a 1/8-scale decode, and ratios."""
-    config = replace(DownloadConfig(), max_side=512, min_side=1)
+    config = replace(repo_download_config(), max_side=512, min_side=1)
     rows = []
     for photo in photos:
         data = photo.read_bytes()

@@ -27,8 +27,9 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks.download_mixes import repo_download_config
 from benchmarks.download_server import HOSTS, host_url, start_server, write_certificate
-from mlimages.download import DownloadConfig, download
+from mlimages.download import download
 
 BENCH_ATTEMPTS, BENCH_DEADLINE_S, BENCH_BACKOFF_S = 2, 2.0, 0.2  # the latency mixes' own settings
 SWEEP = [16, 32, 64, 128]
@@ -70,7 +71,7 @@ def peak_rss_mb() -> float:
 
 def child_scale(list_path: Path, out: Path, overrides: dict, probe: bool) -> dict:
     """One contender, in its own process: a download with the defaults plus `overrides`; its measurements."""
-    config = replace(DownloadConfig(), min_side=1, **overrides)
+    config = replace(repo_download_config(), min_side=1, **overrides)
     lock = LockProbe() if probe else None
     start_wall, start_cpu, start_children = time.monotonic(), time.process_time(), children_cpu_s()
     report = download(list_path, out, out.parent / f"{out.name}.json", config)
@@ -124,7 +125,7 @@ def bench_latency(work: Path, photos: list[Path], count: int, make_mix, bound_s,
         for mix in ("no timeouts", "spread", "clustered"):
             kinds = make_mix(mix, count)
             list_path = spread_list(work / f"lat_{mix.replace(' ', '_')}.tsv", base_url, kinds)
-            for concurrency in SWEEP if mix == "no timeouts" else [DownloadConfig().concurrency]:
+            for concurrency in SWEEP if mix == "no timeouts" else [repo_download_config().concurrency]:
                 overrides = {"concurrency": concurrency, "deadline_s": BENCH_DEADLINE_S,
                              "read_timeout_s": BENCH_DEADLINE_S, "max_attempts": BENCH_ATTEMPTS,
                              "backoff_base_s": BENCH_BACKOFF_S, "samples_per_shard": max(10, count // 8)}
@@ -209,7 +210,7 @@ def render_scale(setup: dict, cpu: list[list], latency: list[list], one_host: di
 so CPU-bound ratios are noisy: rerun on a quiet machine for clean figures.
 
 **CPU-bound mix** ({setup["cpu_count"]:,} URLs, all images of mixed sizes ({setup["cpu_photos"]}), 20 ms round trips,
-concurrency {DownloadConfig().concurrency} per process):
+concurrency {repo_download_config().concurrency} per process):
 
 {markdown_table(cpu_header, cpu)}
 

@@ -17,8 +17,9 @@ from mlimages.download.summary import Tally
 class ShardBook:
     """The open shards: opened as the reader reaches them, finished when their last result is in."""
 
-    def __init__(self, out: Path, samples_per_shard: int, retry_failures: bool):
+    def __init__(self, out: Path, samples_per_shard: int, retry_failures: bool, mirror_on: bool = False):
         self.out, self.samples_per_shard, self.retry_failures = out, samples_per_shard, retry_failures
+        self.mirror_on = mirror_on
         self.open: dict[int, Shard] = {}
         self.pending: dict[int, int] = {}
         self.reading = -1
@@ -27,7 +28,7 @@ class ShardBook:
     def open_shard(self, index: int) -> Shard:
         """Open the shard the reader has reached; those it left behind finish when their results are in."""
         self.reading = index
-        self.open[index] = Shard(self.out, index, self.retry_failures)
+        self.open[index] = Shard(self.out, index, self.retry_failures, self.mirror_on)
         self._finish_ready()
         return self.open[index]
 

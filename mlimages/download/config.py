@@ -4,6 +4,9 @@ Fields fall in two groups. Those listed in `STORED_BYTES_FIELDS` change what end
 shard archives (which images pass, how they are re-encoded, which lines go in which shard); the
 output folder remembers them in a fingerprint so a changed value never mixes old and new shards.
 The others (concurrency, timeouts, retries) only change how fast and how politely we fetch.
+The mirror settings are not in the fingerprint either: turning the mirror on must recover the
+lines an earlier run found dead (`shards.Shard.plan` sends them to the mirror), not discard every shard;
+an image the mirror serves is marked as such in its sample (`served_by`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+from mlimages.download.mirror import check_template
 from mlimages.errors import InputError
 from mlimages.images import ImageLimits
 
@@ -32,36 +36,39 @@ STORED_BYTES_FIELDS = (
 class DownloadConfig:
     """Settings of the download stage; see params.yaml for the meaning of each field."""
 
-    samples_per_shard: int = 1000
-    processes: int | None = None
-    concurrency: int = 128
-    decode_workers: int | None = None
-    per_host_concurrency: int = 8
-    per_host_concurrency_min: int = 2
-    per_host_concurrency_max: int = 64
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 10.0
-    deadline_s: float = 30.0
-    max_attempts: int = 3
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 30.0
-    host_backoff_s: float = 10.0
-    max_retry_after_s: float = 60.0
-    watchdog_s: float = 300.0
-    max_redirects: int = 5
-    max_body_bytes: int = 20_000_000
-    user_agent: str = "mlimages-downloader/0.1 (image dataset builder)"
-    skip_noai: bool = True
-    placeholder_url_patterns: tuple[str, ...] = ("photo_unavailable",)
-    placeholder_sha256: tuple[str, ...] = ()
-    min_side: int = 16
-    max_aspect_ratio: float = 10.0
-    max_pixels: int = 64_000_000
-    max_side: int = 0
-    jpeg_quality: int = 90
-    imagenet21k_root: str = ""
-    failure_warning_rate: float = 0.5
-    failure_window: int = 200
+    samples_per_shard: int
+    processes: int | None
+    concurrency: int
+    decode_workers: int | None
+    per_host_concurrency: int
+    per_host_concurrency_min: int
+    per_host_concurrency_max: int
+    connect_timeout_s: float
+    read_timeout_s: float
+    deadline_s: float
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    host_backoff_s: float
+    max_retry_after_s: float
+    watchdog_s: float
+    max_redirects: int
+    max_body_bytes: int
+    user_agent: str
+    skip_noai: bool
+    placeholder_url_patterns: tuple[str, ...]
+    placeholder_sha256: tuple[str, ...]
+    min_side: int
+    max_aspect_ratio: float
+    max_pixels: int
+    max_side: int
+    jpeg_quality: int
+    imagenet21k_root: str
+    failure_warning_rate: float
+    failure_window: int
+    mirror_metadata_csv: str
+    mirror_url_template: str
+    prefer_mirror: bool
 
     def __post_init__(self):
         for name in ("samples_per_shard", "concurrency", "per_host_concurrency", "per_host_concurrency_min",
@@ -88,6 +95,20 @@ class DownloadConfig:
                 f"must exceed deadline_s + read_timeout_s (worst case per URL about {worst_s:.0f} s)",
                 "params.yaml: download.watchdog_s",
             )
+        self._check_mirror()
+
+    def _check_mirror(self) -> None:
+        """The mirror settings must make sense together; whether the CSV exists is checked when a run starts."""
+        if not self.mirror_metadata_csv:
+            if self.prefer_mirror:
+                raise InputError("needs download.mirror_metadata_csv (empty: no mirror)",
+                                 "params.yaml: download.prefer_mirror")
+            return
+        try:
+            check_template(self.mirror_url_template)
+        except InputError as error:
+            raise InputError(f"{error.message}, got {self.mirror_url_template!r}",
+                             "params.yaml: download.mirror_url_template") from None
 
     @property
     def process_count(self) -> int:

@@ -15,7 +15,9 @@ from typing import Callable
 
 from mlimages.download.book import ShardBook
 from mlimages.download.config import DownloadConfig
+from mlimages.download.fallback import check_md5, next_leg, start_line
 from mlimages.download.fetch import Fetcher
+from mlimages.download.mirror import MirrorIndex
 from mlimages.download.outcome import OK, FetchError, Result
 from mlimages.download.pool import Task, WorkerPool
 from mlimages.download.retries import RetryQueue
@@ -32,6 +34,7 @@ class Feed:
     book: ShardBook
     progress: object  # `progress.Progress` or `progress.ProgressSender`: add(status), skip()
     retries: RetryQueue
+    mirror: MirrorIndex | None = None  # for lines planned `RECOVER` (`fallback.resume_at_mirror`)
 
     def submit(self, payload: Result) -> None:
         """Submit a line after the retries that are due, waiting while too many lines wait for one."""
@@ -61,33 +64,51 @@ class Feed:
             self.progress.add(result.status)
 
 
-def fetch_one(result: Result, start: Callable, fetcher: Fetcher, config: DownloadConfig) -> Result:
+def fetch_one(result: Result, start: Callable, fetcher: Fetcher, config: DownloadConfig,
+              mirror: MirrorIndex | None = None) -> Result:
     """Make the next attempt at one line and validate; every failure ends up in `result.status`
     (workers never raise), and a failure to retry sets `result.retry_at_s`.
 
-    `start` is the pool's watchdog clock, started by the fetch once its host slot is held.
+    `start` is the pool's watchdog clock, started by the fetch once its host slot is held. With a
+    `mirror`, a final failure may move the line to its other source at once (`fallback.next_leg`).
     """
     if result.started_s is None:
         result.started_s = time.monotonic()
+        start_line(result, mirror, config.prefer_mirror)
     result.retry_at_s = None
-    try:
-        fetched = fetcher.fetch(result.source, attempt=result.attempts + 1, on_start=start)
-        result.attempts, result.http_status = fetched.attempts, fetched.http_status
-        stored = make_stored_image(fetched.data, config)
-        result.jpeg, result.width, result.height = stored.jpeg, stored.width, stored.height
-        result.status = OK
-    except FetchError as error:
-        result.status, result.error = error.reason, error.detail
-        result.http_status = error.http_status if error.http_status is not None else result.http_status
-        result.attempts = error.attempts if error.attempts is not None else result.attempts  # validation: the fetch's
-        if error.retry_in_s is not None:
-            result.retry_at_s = time.monotonic() + error.retry_in_s
-    except Exception as error:  # a bug must cost one line, not the run
-        log.warning("unexpected error on line %d: %r", result.line, error, exc_info=log.isEnabledFor(logging.DEBUG))
-        result.status, result.error = "unexpected", f"{type(error).__name__}: {error}"[:200]
-        result.attempts = max(1, result.attempts)
+    while True:
+        try:
+            attempt(result, start, fetcher, config)
+            break
+        except FetchError as error:
+            result.status, result.error = error.reason, error.detail
+            result.http_status = error.http_status if error.http_status is not None else result.http_status
+            if error.attempts is not None:  # None: a validation failure, the fetch's count stands
+                result.attempts += error.attempts - result.leg_attempts
+                result.leg_attempts = error.attempts
+            if error.retry_in_s is not None:
+                result.retry_at_s = time.monotonic() + error.retry_in_s
+                break
+            if not next_leg(result, error, mirror):
+                break
+        except Exception as error:  # a bug must cost one line, not the run
+            log.warning("unexpected error on line %d: %r", result.line, error, exc_info=log.isEnabledFor(logging.DEBUG))
+            result.status, result.error = "unexpected", f"{type(error).__name__}: {error}"[:200]
+            result.attempts = max(1, result.attempts)
+            break
     result.elapsed_s = time.monotonic() - result.started_s
     return result
+
+
+def attempt(result: Result, start: Callable, fetcher: Fetcher, config: DownloadConfig) -> None:
+    """One attempt at the line's current source, then validation; the line is `ok` when it returns."""
+    fetched = fetcher.fetch(result.url, attempt=result.leg_attempts + 1, on_start=start)
+    result.attempts += fetched.attempts - result.leg_attempts
+    result.leg_attempts, result.http_status = fetched.attempts, fetched.http_status
+    check_md5(result, fetched.data)
+    stored = make_stored_image(fetched.data, config)
+    result.jpeg, result.width, result.height, result.phash = stored.jpeg, stored.width, stored.height, stored.phash
+    result.status, result.error = OK, ""
 
 
 def decode_workers(config: DownloadConfig) -> int:

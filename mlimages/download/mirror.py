@@ -95,7 +95,8 @@ def build_mirror_index(csv_path, index_path) -> int:
     if not csv_path.is_file():
         raise InputError("metadata CSV not found", str(csv_path))
     index_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = index_path.with_name(index_path.name + ".tmp")
+    # Per process: two downloads (the train and val splits) may build the same index at once.
+    temporary = index_path.with_name(f"{index_path.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
     rows = 0
     with sqlite3.connect(temporary) as db:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 OK = "ok"
+ORIGIN, MIRROR = "origin", "mirror"  # which source served a line (`fallback`)
 
 RETRYABLE = frozenset({"timeout", "connection", "dns", "server_error", "rate_limited", "watchdog"})
 
@@ -29,6 +30,7 @@ PERMANENT = frozenset(
         "bad_url",
         "duplicate",  # the same source appears on an earlier line of the shard
         "not_image",
+        "md5_mismatch",  # the mirror's bytes are not the original's (OriginalMD5)
         "truncated",
         "too_small",
         "bad_aspect",
@@ -104,6 +106,13 @@ class Result:
     height: int = 0
     started_s: float | None = None  # monotonic time of the first attempt
     retry_at_s: float | None = None  # set while the line waits for its next attempt
+    phash: str = ""  # 16 hex digits of the stored image's perceptual hash (`dedup.phash`)
+    via: str = ORIGIN  # the source tried now; at the end, the one that served the line
+    url: str = ""  # the URL of `via` (the mirror's, or `source`)
+    md5: str = ""  # the mirror's expected MD5 (OriginalMD5)
+    mirror_checked: bool = False  # the mirror index was asked about this line
+    leg_attempts: int = 0  # attempts at the current source
+    legs: list = field(default_factory=list)  # outcomes of the sources tried before `via`
 
     def status_record(self) -> dict:
         """The line written to the shard's NNNNN.jsonl status file."""
@@ -113,4 +122,20 @@ class Result:
         record.update(elapsed_s=round(self.elapsed_s, 3), error=self.error[:200])
         if self.jpeg is not None:
             record["bytes"] = len(self.jpeg)
+        if self.status == OK:
+            record["served_by"] = self.via
+        if self.phash:
+            record["phash"] = self.phash
+        if self.mirror_checked:
+            record["mirror_checked"] = True  # a later run with the mirror on need not fetch this line again
+        if self.legs:  # more than one source tried: every one's outcome, and the error names them all
+            record["legs"] = self.legs + [self.leg()]
+            if self.status != OK:
+                each = (f"{leg['via']} {leg['status']}: {leg['error']}" for leg in record["legs"])
+                record["error"] = "; ".join(each)[:400]
         return record
+
+    def leg(self) -> dict:
+        """The outcome at the current source, as kept in the status record's `legs`."""
+        return {"via": self.via, "url": self.url or self.source, "status": self.status,
+                "http_status": self.http_status, "attempts": self.leg_attempts, "error": self.error[:200]}

@@ -7,7 +7,8 @@ fetches, and commits its shard. The local engine (`engines.run_local`) spreads t
 `concurrency`, the cap on requests in flight, so workers decoding what they fetched do not leave
 the network idle. Memory per process holds the open shards' status records, one shard's lines, a
 body per worker, at most two queued tasks per worker and at most `retries.MAX_WAITING` lines
-waiting for a retry, whatever the list length.
+waiting for a retry, whatever the list length. With Open Images' mirror on, its index is built
+here once, before any fetch, and each process opens it read-only (`fallback`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mlimages.download.config import DownloadConfig
 from mlimages.download.engines import run_local
+from mlimages.download.fallback import prepare_mirror
 from mlimages.download.fingerprint import prepare_output
 from mlimages.download.listfile import count_lines, count_wanted_lines
 from mlimages.download.progress import Progress
@@ -49,6 +51,7 @@ def download(list_path: Path, out: Path, report_path: Path, config: DownloadConf
         raise InputError(f"--shard-index must be in [0, {num_shards}), got {shard_index}", "command line")
     line_count = count_lines(list_path)
     total = count_wanted_lines(line_count, config.samples_per_shard, shard_index, num_shards)
+    prepare_mirror(config)  # a bad metadata CSV stops the run before anything is fetched or changed
     prepare_output(out, config, force)
     remove_shards_past_end(out, list_path, line_count, config.samples_per_shard, shard_index, num_shards, force)
     settings = TaskSettings(config, retry_failures=retry_failures, force=force)

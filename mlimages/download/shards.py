@@ -20,11 +20,12 @@ import os
 from pathlib import Path
 
 from mlimages.annotations import Annotation
-from mlimages.download.outcome import OK, Result, is_retryable
+from mlimages.download.fallback import FALLBACK_REASONS
+from mlimages.download.outcome import MIRROR, OK, ORIGIN, Result, is_retryable
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.records.image_shard_format import SHARD_DIGITS, shard_name
 
-FETCH, SKIP, DUPLICATE = "fetch", "skip", "duplicate"
+FETCH, SKIP, DUPLICATE, RECOVER = "fetch", "skip", "duplicate", "recover"
 SHARD_SUFFIXES = (".tar", ".jsonl", ".partial", ".tmp")
 
 
@@ -50,11 +51,14 @@ class Shard:
         out: the output folder.
         index: the shard number.
         retry_failures: also fetch lines whose earlier failure was permanent.
+        mirror_on: Open Images' mirror is configured: a line whose URL was found dead before the mirror
+            was asked about it is planned `RECOVER`, so turning the mirror on recovers what it can.
     """
 
-    def __init__(self, out: Path, index: int, retry_failures: bool):
+    def __init__(self, out: Path, index: int, retry_failures: bool, mirror_on: bool = False):
         self.index = index
         self.retry_failures = retry_failures
+        self.mirror_on = mirror_on
         base = out / shard_name(index)
         self.tar_path, self.jsonl_path = base.with_suffix(".tar"), base.with_suffix(".jsonl")
         self.tar_partial = base.with_name(base.name + ".tar.partial")
@@ -118,7 +122,8 @@ class Shard:
         return names
 
     def plan(self, line: int, key: str, annotation: Annotation) -> str:
-        """Decide what to do with one input line: `FETCH`, `SKIP` (done earlier), or `DUPLICATE` (recorded now).
+        """Decide what to do with one input line: `FETCH`, `SKIP` (done earlier), `DUPLICATE` (recorded now),
+        or `RECOVER` (dead at its URL before the mirror was on: try the mirror, not the URL again).
 
         The run has already checked this shard's records against the list (`staleness.check_shard`),
         so a recorded line here has the list's source and labels.
@@ -134,6 +139,8 @@ class Shard:
             return FETCH
         if record["status"] != OK and self.retry_failures:
             return FETCH
+        if self.mirror_on and record["status"] in FALLBACK_REASONS and not record.get("mirror_checked"):
+            return RECOVER
         return SKIP
 
     def record(self, result: Result) -> None:
@@ -200,8 +207,12 @@ class Shard:
 
 
 def sample_meta(result: Result) -> dict:
-    """The `<key>.json` member: the contract read by the record builder."""
-    return {
+    """The `<key>.json` member: the contract read by the record builder (and `phash` by the dedup stage).
+
+    `served_by` says which source the bytes came from (`origin`, or `mirror` with the mirror's URL;
+    the mirror's bytes always matched the original's MD5, else they were not stored).
+    """
+    meta = {
         "key": result.key,
         "line": result.line,
         "source": result.source,
@@ -210,13 +221,19 @@ def sample_meta(result: Result) -> dict:
         "width": result.width,
         "height": result.height,
         "sha256": hashlib.sha256(result.jpeg).hexdigest(),
+        "phash": result.phash,
+        "served_by": result.via,
     }
+    if result.via == MIRROR:
+        meta.update(mirror_url=result.url, md5_matched=True)
+    return meta
 
 
 def recovered_status(meta: dict) -> dict:
     """A status line for a sample found in a partial archive whose status line was lost in a kill."""
     labels = tuple(zip(meta["labels"], meta["confidences"]))
-    result = Result(meta["line"], meta["key"], meta["source"], labels, OK, error="recovered after interruption")
+    result = Result(meta["line"], meta["key"], meta["source"], labels, OK, error="recovered after interruption",
+                    phash=meta.get("phash", ""), via=meta.get("served_by", ORIGIN))
     return result.status_record()
 
 

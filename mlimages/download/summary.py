@@ -3,7 +3,8 @@
 Counts cover every line of the shards this run was responsible for (including lines finished by
 earlier runs), so the metrics describe the output folder, not one attempt; the `run` block says
 what this particular run did and how fast. Lines fall in three groups (`outcome.group_of`):
-stored, skipped by policy, failed; the success rate leaves the policy skips out. `ok` repeats
+stored, skipped by policy, failed; the success rate leaves the policy skips out. The `mirror`
+block counts the lines Open Images' mirror took part in (`mirror_kind`). `ok` repeats
 `stored` for readers of reports written before the groups existed.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlimages.download.fingerprint import write_atomic
-from mlimages.download.outcome import FAILED, OK, SKIPPED, STORED, group_of, is_retryable, success_rate
+from mlimages.download.outcome import FAILED, MIRROR, OK, SKIPPED, STORED, group_of, is_retryable, success_rate
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Tally:
     fetched: int = 0
     fetched_ok: int = 0
     fetched_bytes: int = 0
+    mirror: collections.Counter = field(default_factory=collections.Counter)  # see `mirror_kind`
 
     def merge(self, other: "Tally") -> None:
         """Add the counts of another process's (or task's) tally."""
@@ -40,12 +42,34 @@ class Tally:
         self.fetched += other.fetched
         self.fetched_ok += other.fetched_ok
         self.fetched_bytes += other.fetched_bytes
+        self.mirror.update(other.mirror)
 
     def add_shard(self, statuses: dict[int, dict]) -> None:
         self.shards += 1
         for record in statuses.values():
             self.by_status[record["status"]] += 1
             self.stored_bytes += record.get("bytes", 0)
+            kind = mirror_kind(record)
+            if kind:
+                self.mirror[kind] += 1
+
+
+MIRROR_KINDS = ("recovered", "first", "origin_after_mirror", "both_failed")
+
+
+def mirror_kind(record: dict) -> str | None:
+    """How Open Images' mirror took part in a line (None: it did not).
+
+    ``recovered``: the original URL failed for good and the mirror served the image; ``first``:
+    served by the mirror, tried first (`prefer_mirror`); ``origin_after_mirror``: the mirror failed
+    and the original URL served it; ``both_failed``: both were tried and failed.
+    """
+    served_by, legs = record.get("served_by"), record.get("legs") or []
+    if record["status"] != OK:
+        return "both_failed" if legs else None
+    if served_by == MIRROR:
+        return "recovered" if legs else "first"
+    return "origin_after_mirror" if legs else None
 
 
 def build_report(tally: Tally, elapsed_s: float, shard_index: int, num_shards: int, processes: int = 1) -> dict:
@@ -67,6 +91,7 @@ def build_report(tally: Tally, elapsed_s: float, shard_index: int, num_shards: i
         "shards": tally.shards,
         "shard_index": shard_index,
         "num_shards": num_shards,
+        "mirror": {kind: tally.mirror[kind] for kind in MIRROR_KINDS},
         "run": {
             "fetched": tally.fetched,
             "stored": tally.fetched_ok,
@@ -95,6 +120,11 @@ def log_summary(report: dict, out: Path) -> None:
         f"in {run['elapsed_s']:.1f} s with {run['processes']} processes "
         f"({run['urls_per_s']:.1f} URLs/s, {run['images_per_s']:.1f} images/s)",
     ]
+    mirror = report["mirror"]
+    if any(mirror.values()):
+        lines.append(f"  mirror: recovered {mirror['recovered']:,} (original URL dead), fetched first "
+                     f"{mirror['first']:,}, original after a mirror failure {mirror['origin_after_mirror']:,}, "
+                     f"both failed {mirror['both_failed']:,}")
     for name, count in sorted(report["by_status"].items(), key=lambda item: -item[1])[:10]:
         kind = "skipped" if group_of(name) == SKIPPED else "retryable" if is_retryable(name) else "permanent"
         lines.append(f"  {name:<16} {count:>10,}  {kind}")

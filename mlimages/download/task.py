@@ -23,6 +23,7 @@ from mlimages.annotations import Annotation
 from mlimages.download.adaptive import TROUBLE
 from mlimages.download.book import ShardBook
 from mlimages.download.config import DownloadConfig
+from mlimages.download.fallback import open_mirror, resume_at_mirror
 from mlimages.download.feed import Feed, decode_workers, fetch_one, stuck_result
 from mlimages.download.fetch import Fetcher
 from mlimages.download.hosts import HostBudget, HostGate
@@ -30,7 +31,7 @@ from mlimages.download.listfile import ShardLines, read_shards
 from mlimages.download.outcome import Result
 from mlimages.download.pool import WorkerPool
 from mlimages.download.retries import RetryQueue
-from mlimages.download.shards import DUPLICATE, SKIP, Shard
+from mlimages.download.shards import DUPLICATE, RECOVER, SKIP, Shard
 from mlimages.download.sources import make_key
 from mlimages.download.staleness import check_shard
 from mlimages.download.summary import Tally
@@ -123,11 +124,12 @@ def run_tasks(tasks: list[ShardTask], services: Services) -> Tally:
         raise ValueError("run_tasks takes tasks of one list, settings and output folder")
     config, settings = first.settings.config, first.settings
     fetcher = Fetcher(config, services.gate)
-    work = functools.partial(fetch_one, fetcher=fetcher, config=config)
+    mirror = open_mirror(config)
+    work = functools.partial(fetch_one, fetcher=fetcher, config=config, mirror=mirror)
     release = functools.partial(services.gate.release, signal=TROUBLE)
     pool = WorkerPool(work, config.concurrency + decode_workers(config), config.watchdog_s, stuck_result, release)
-    book = ShardBook(first.out, config.samples_per_shard, settings.retry_failures)
-    feed = Feed(pool, book, services.progress, RetryQueue())
+    book = ShardBook(first.out, config.samples_per_shard, settings.retry_failures, bool(config.mirror_metadata_csv))
+    feed = Feed(pool, book, services.progress, RetryQueue(), mirror)
     try:
         shards = read_shards(first.list_path, config, [task.shard_index for task in tasks])
         run_shards(shards, feed, settings.force, first.list_path, services.stop)
@@ -172,5 +174,10 @@ def plan_lines(shard: Shard, lines: list[tuple[int, Annotation, str]], feed: Fee
         if plan == SKIP:
             feed.progress.skip()
             continue
+        payload = Result(line, key, annotation.source, annotation.labels, status="queued")
+        if plan == RECOVER and not resume_at_mirror(payload, shard.statuses[line], feed.mirror):
+            shard.record(payload)  # not listed: its earlier failure stands, now asked about (no fetch)
+            feed.progress.add(payload.status)
+            continue
         feed.book.pending[shard.index] = feed.book.pending.get(shard.index, 0) + 1
-        feed.submit(Result(line, key, annotation.source, annotation.labels, status="queued"))
+        feed.submit(payload)

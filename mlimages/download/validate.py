@@ -2,10 +2,19 @@
 
 Header checks (size, aspect ratio, pixel cap) come first, so a decompression bomb is refused
 before any pixel is decoded. An upright RGB JPEG that is already small enough is stored as it
-came (no generation loss, no re-encode cost) after a 1/8-scale draft decode proves its data is
-complete; everything else (PNG, GIF, WebP, grayscale, CMYK, EXIF-rotated, too large) is decoded
+came (no generation loss, no re-encode cost) after a reduced-scale draft decode proves its data
+is complete; everything else (PNG, GIF, WebP, grayscale, CMYK, EXIF-rotated, too large) is decoded
 with `mlimages.images.load_rgb`, which uses JPEG draft mode to avoid full-size decodes, and
 re-encoded.
+
+The perceptual hash of every stored image (`dedup.phash`, for the near-duplicate search) is taken
+from the image decoded here, so it costs a 32x32 thumbnail and two small matrix products, never a
+second decode. The as-is path's check decodes at the reduced scale the dedup backfill uses
+(`phash_of_bytes`: at least 128 pixels a side), so a stored hash and a backfilled one of the same
+bytes are bit for bit equal. The 1/8-scale decode the check used before is cheaper for photos
+under 1024 pixels a side, but hashes taken from it were 2 bits off on 500x375 photos (`python -m
+benchmarks.bench_download --part hashing`), against a near-duplicate threshold of 4. A
+re-encoded image is hashed from the pixels that were encoded.
 """
 
 from __future__ import annotations
@@ -16,20 +25,23 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from mlimages.dedup.phash import THUMB_SIDE, compute_phash, format_phash
 from mlimages.download.config import DownloadConfig
 from mlimages.download.outcome import FetchError
 from mlimages.images import ImageError, encode_jpeg, load_rgb, open_image
 
 EXIF_ORIENTATION = 0x0112
+PHASH_DRAFT = (THUMB_SIDE * 4, THUMB_SIDE * 4)  # as in `dedup.phash.phash_of_bytes`
 
 
 @dataclass(frozen=True)
 class StoredImage:
-    """The bytes to store and their pixel size."""
+    """The bytes to store, their pixel size and perceptual hash (16 hex digits)."""
 
     jpeg: bytes
     width: int
     height: int
+    phash: str
 
 
 def make_stored_image(data: bytes, config: DownloadConfig) -> StoredImage:
@@ -50,9 +62,10 @@ def make_stored_image(data: bytes, config: DownloadConfig) -> StoredImage:
         if can_store_as_is(image, config.max_side):
             width, height = image.size  # before the draft decode shrinks it
             check_decodes(image)
-            return StoredImage(data, width, height)
+            return StoredImage(data, width, height, format_phash(compute_phash(image)))
         rgb = load_rgb(data, config.limits, max_side=config.max_side or None)
-        return StoredImage(encode_jpeg(rgb, config.jpeg_quality), rgb.width, rgb.height)
+        phash = format_phash(compute_phash(rgb))
+        return StoredImage(encode_jpeg(rgb, config.jpeg_quality), rgb.width, rgb.height, phash)
     except ImageError as error:
         detail = str(error).removeprefix(f"{error.reason}: ")
         raise FetchError(error.reason, detail[:160]) from None
@@ -72,9 +85,12 @@ def can_store_as_is(image: Image.Image, max_side: int) -> bool:
 
 
 def check_decodes(image: Image.Image) -> None:
-    """Decode at 1/8 scale: every entropy-coded byte is still read, so truncation shows."""
-    width, height = image.size
-    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+    """Decode at reduced scale: every entropy-coded byte is still read, so truncation shows.
+
+    The scale is the backfill's (`PHASH_DRAFT`), so the hash taken from this decode is the one a
+    backfill of the stored bytes computes.
+    """
+    image.draft("RGB", PHASH_DRAFT)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -18,11 +18,20 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from mlimages.config import load_params
 from mlimages.download import DownloadConfig, download
+
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+
+
+def download_config(**overrides) -> DownloadConfig:
+    """The repository's `download:` params with `overrides`, read by the real loader (the dataclass has no defaults)."""
+    return load_params("download", DownloadConfig, PARAMS, overrides)
+
 
 # Short back-offs so retries cost little; timeouts stay generous (a loaded test machine must not turn
 # a good URL into a timeout) and the tests of timeouts tighten them for the one run that needs it.
-FAST = DownloadConfig(
+FAST = download_config(
     samples_per_shard=50, processes=1, concurrency=4, per_host_concurrency=4, connect_timeout_s=2.0, read_timeout_s=2.0,
     deadline_s=3.0, max_attempts=3, backoff_base_s=0.05, backoff_max_s=0.2, host_backoff_s=0.2,
     max_retry_after_s=2.0, watchdog_s=10.0, max_body_bytes=200_000, min_side=8, user_agent="mlimages-test",
@@ -38,6 +47,15 @@ def make_jpeg(seed: int, size=(32, 24), mode="RGB", exif_orientation: int | None
     if exif_orientation:
         exif[0x0112] = exif_orientation
     image.save(buffer, "JPEG", quality=90, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def make_photo(seed: int, size=(320, 240), fmt="JPEG") -> bytes:
+    """A smooth picture (random 5x5 colours, upscaled): distinct per seed, like a photo to the hash."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 255, (5, 5, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    small.resize(size, Image.Resampling.BICUBIC).save(buffer, fmt, quality=95)
     return buffer.getvalue()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import email.utils
 import io
 import json
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlimages.config import load_params
 from mlimages.download import DownloadConfig
@@ -23,22 +25,38 @@ from mlimages.download.sources import make_key
 from mlimages.download.tarstream import END_OF_ARCHIVE, scan_samples, write_sample
 from mlimages.errors import InputError
 
-from .fault_server import FAST, make_jpeg, run_download
+from .fault_server import FAST, PARAMS, download_config, make_jpeg, run_download
+
+
+def write_params(path: Path, **changes) -> Path:
+    """The repository's params file with `changes` in its `download:` section (None: the key is removed)."""
+    sections = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if value is None:
+            del sections["download"][key]
+        else:
+            sections["download"][key] = value
+    path.write_text(yaml.safe_dump(sections), encoding="utf-8")
+    return path
 
 
 def test_params_section_loads_and_bad_values_name_the_field(tmp_path):
-    config = load_params("download", DownloadConfig, Path(__file__).resolve().parents[2] / "params.yaml")
+    config = load_params("download", DownloadConfig, PARAMS)
     assert config.samples_per_shard >= 1 and config.limits.max_pixels == config.max_pixels
     params = tmp_path / "params.yaml"
-    params.write_text("download:\n  concurrency: 0\n")
-    with pytest.raises(InputError, match="download.concurrency"):
-        load_params("download", DownloadConfig, params)
-    params.write_text("download:\n  decode_workers: -1\n")
-    with pytest.raises(InputError, match="download.decode_workers"):
-        load_params("download", DownloadConfig, params)
-    params.write_text("download:\n  threads: 4\n")
-    with pytest.raises(InputError, match="unknown key"):
-        load_params("download", DownloadConfig, params)
+    for changes, message in [({"concurrency": 0}, "download.concurrency"),
+                             ({"decode_workers": -1}, "download.decode_workers"),
+                             ({"threads": 4}, "unknown key"),
+                             ({"jpeg_quality": None}, "download.jpeg_quality: missing required key")]:
+        with pytest.raises(InputError, match=message):
+            load_params("download", DownloadConfig, write_params(params, **changes))
+
+
+def test_the_dataclass_has_no_defaults_params_yaml_holds_every_value():
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               for f in dataclasses.fields(DownloadConfig))
+    with pytest.raises(TypeError):
+        DownloadConfig(samples_per_shard=10)
 
 
 def test_keys_are_hex_digests_of_the_whole_source():
@@ -162,7 +180,7 @@ def test_report_file_counts_outcomes(server, tmp_path):
 def test_fast_settings_are_valid():
     assert FAST.watchdog_s > FAST.deadline_s + FAST.read_timeout_s
     with pytest.raises(InputError, match="watchdog_s"):
-        DownloadConfig(deadline_s=10, read_timeout_s=5, watchdog_s=12)
+        download_config(deadline_s=10, read_timeout_s=5, watchdog_s=12)
 
 
 def test_request_errors_are_classed():
