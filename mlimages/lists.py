@@ -53,6 +53,8 @@ class LabelPool:
 class ListsConfig:
     """`lists:` section of params.yaml.
 
+    The values live in params.yaml only (no defaults here), so the file and the code cannot disagree.
+
     Attributes:
         on_bad_line: ``error`` stops at the first bad line; ``skip`` leaves it out and counts it.
         seed: seed of the training-list shuffle.
@@ -60,10 +62,10 @@ class ListsConfig:
         min_train_images: keep only classes with at least this many training images; 0 keeps all.
     """
 
-    on_bad_line: OnBadLine = "error"
-    seed: int = 0
-    shuffle: bool = True
-    min_train_images: int = 0
+    on_bad_line: OnBadLine
+    seed: int
+    shuffle: bool
+    min_train_images: int
 
 
 def read_split(

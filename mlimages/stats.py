@@ -33,11 +33,13 @@ BATCH = 1024
 class StatsConfig:
     """`stats:` section of params.yaml.
 
+    The values live in params.yaml only (no defaults here), so the file and the code cannot disagree.
+
     Attributes:
         trainable_min_images: a class is "trainable" with at least this many training images.
     """
 
-    trainable_min_images: int = 100
+    trainable_min_images: int
 
 
 @dataclass(frozen=True)

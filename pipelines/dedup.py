@@ -18,7 +18,7 @@ from mlimages.files import write_report
 
 
 @exit_on_input_error
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", required=True, help="training split folder of NNNNN.tar image shards")
     parser.add_argument("--val", required=True, help="ML-Images val split folder of image shards")
@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--report", required=True, help="summary JSON (DVC metrics)")
     parser.add_argument("--sheet", required=True, help="contact-sheet PNG of the largest groups and leaked pairs")
     parser.add_argument("--params", default="params.yaml", help="params file; reads its `dedup` section")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config = load_params("dedup", DedupConfig, args.params)
     summary = run_dedup(args.train, args.val, args.imagenet, args.out, args.sheet, config)

@@ -10,38 +10,19 @@ overrides that key of the `finetune:` params section. The same command again res
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
-from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
-from mlimages.tracking.runs import configure_tracking
-from mlimages.train.fit import TrainingDiverged, WorkerLost, fit
-from mlimages.train.config import FinetuneConfig, parse_overrides
+from mlimages.train.config import FinetuneConfig
+from mlimages.train.entry_point import read_training_args, run_training, training_parser
 
 
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", required=True, help="single-label record folder (training split)")
-    parser.add_argument("--val", required=True, help="single-label record folder (validation split)")
-    parser.add_argument("--out", required=True, help="checkpoints, model.keras and summary.json")
+    parser = training_parser(__doc__.splitlines()[0], FinetuneConfig)
     parser.add_argument("--init-model", default="scratch", help="pretrained model URI or path; `scratch`: none")
-    parser.add_argument("--params", default="params.yaml", help="params file; reads its `finetune` section")
-    args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config = load_params("finetune", FinetuneConfig, args.params, parse_overrides(extra))
-    configure_tracking()
-    try:
-        fit(config, args.train, args.val, args.out, init_model=args.init_model)
-    except TrainingDiverged as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 3
-    except WorkerLost as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 4
-    return 0
+    args, config = read_training_args(parser, FinetuneConfig, argv)
+    return run_training(config, args.train, args.val, args.out, init_model=args.init_model)
 
 
 if __name__ == "__main__":

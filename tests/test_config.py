@@ -12,7 +12,11 @@ from mlimages.config import load_params, read_params_file
 from mlimages.dedup.config import DedupConfig
 from mlimages.demo.config import DemoConfig
 from mlimages.errors import InputError, exit_on_input_error
+from mlimages.evaluate import EvaluateConfig
+from mlimages.lists import ListsConfig
 from mlimages.records.config import RecordsConfig
+from mlimages.stats import StatsConfig
+from mlimages.tracking.registry import RegistryConfig
 
 from tests.factories import REPO_PARAMS, write_params
 
@@ -93,8 +97,14 @@ def test_entry_points_print_one_line_and_exit_2(capsys):
     assert capsys.readouterr().err == "error: list.txt:7: confidence 1.5 is outside [0, 1]\n"
 
 
-@pytest.mark.parametrize("section, cls", [("records", RecordsConfig), ("dedup", DedupConfig), ("demo", DemoConfig)])
-def test_data_stage_values_live_only_in_params_yaml(tmp_path, section, cls):
+STAGE_SECTIONS = [
+    ("demo", DemoConfig), ("lists", ListsConfig), ("records", RecordsConfig), ("dedup", DedupConfig),
+    ("stats", StatsConfig), ("evaluate", EvaluateConfig), ("registry", RegistryConfig),
+]
+
+
+@pytest.mark.parametrize("section, cls", STAGE_SECTIONS)
+def test_stage_values_live_only_in_params_yaml(tmp_path, section, cls):
     """No defaults beside params.yaml: the file names every key, and a key left out is an error naming it."""
     fields = dataclasses.fields(cls)
     assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in fields)

@@ -14,6 +14,8 @@ from mlimages.errors import InputError
 from mlimages.hierarchy import Category, format_hierarchy, load_hierarchy
 from mlimages.lists import LabelPool, ListsConfig, merge_labels, prepare_lists
 
+from tests.factories import params_config
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Two trees: 0 > 1 > 2 and 3 > 4.
@@ -44,13 +46,18 @@ def world(tmp_path):
     return hierarchy, train, val
 
 
+def lists_config(**overrides) -> ListsConfig:
+    """The stage's `lists:` params with the values a test changes."""
+    return params_config("lists", ListsConfig, **overrides)
+
+
 def read_out(path: Path) -> dict[str, dict[int, float]]:
     return {a.source: a.as_dict() for a in read_annotations(path, lambda index: True)}
 
 
 def test_closure_merge_overlap_and_report(world, tmp_path):
     hierarchy, train, val = world
-    report = prepare_lists(hierarchy, train, val, tmp_path / "out", ListsConfig(shuffle=False))
+    report = prepare_lists(hierarchy, train, val, tmp_path / "out", lists_config(shuffle=False))
     out = read_out(tmp_path / "out" / "train.tsv")
     assert out == {
         "https://a.org/1.jpg": {0: 0.9, 1: 0.9, 2: 0.8, 3: 0.5, 4: 0.5},  # merged, then closed
@@ -81,7 +88,7 @@ def test_merge_labels_and_pool_sharing():
 def test_trainable_class_filter_drops_rare_classes_in_both_splits(world, tmp_path):
     hierarchy, train, val = world
     # Train counts after closure and overlap removal: 0:1, 1:1, 2:1, 3:3, 4:3.
-    report = prepare_lists(hierarchy, train, val, tmp_path / "out", ListsConfig(min_train_images=2, shuffle=False))
+    report = prepare_lists(hierarchy, train, val, tmp_path / "out", lists_config(min_train_images=2, shuffle=False))
     assert read_out(tmp_path / "out" / "train.tsv")["https://a.org/1.jpg"] == {3: 0.5, 4: 0.5}
     assert read_out(tmp_path / "out" / "val.tsv") == {"https://a.org/w.jpg": {3: 1.0, 4: 1.0}}
     assert report["classes"] == {"in_hierarchy": 5, "labelled": 5, "min_train_images": 2, "kept": 2, "dropped": 3}
@@ -96,7 +103,7 @@ def test_shuffle_is_deterministic_and_val_keeps_order(tmp_path):
     (tmp_path / "v.txt").write_text("".join(f"https://b.org/{i}.jpg\t4:1\n" for i in range(20)), encoding="utf-8")
 
     def order(name, **config):
-        prepare_lists(hierarchy, tmp_path / "t.txt", tmp_path / "v.txt", tmp_path / name, ListsConfig(**config))
+        prepare_lists(hierarchy, tmp_path / "t.txt", tmp_path / "v.txt", tmp_path / name, lists_config(**config))
         return list(read_out(tmp_path / name / "train.tsv")), list(read_out(tmp_path / name / "val.tsv"))
 
     first, val = order("a", seed=1)
@@ -111,11 +118,11 @@ def test_shuffle_is_deterministic_and_val_keeps_order(tmp_path):
 BAD = "https://a.org/4.jpg\t9:1\n"  # unknown class index
 
 
-def test_bad_line_stops_by_default_naming_file_and_line(world, tmp_path):
+def test_bad_line_stops_as_params_yaml_says_naming_file_and_line(world, tmp_path):
     hierarchy, train, val = world
     train.write_text(train.read_text() + BAD, encoding="utf-8")
     with pytest.raises(InputError) as raised:
-        prepare_lists(hierarchy, train, val, tmp_path / "out", ListsConfig())
+        prepare_lists(hierarchy, train, val, tmp_path / "out", lists_config())
     assert raised.value.where == f"{train}:6"
     assert not (tmp_path / "out" / "train.tsv").exists()
 
@@ -124,7 +131,7 @@ def test_bad_lines_skipped_and_counted_on_request(world, tmp_path):
     hierarchy, train, val = world
     train.write_text(train.read_text() + BAD + "https://a.org/5.jpg\t1:2\n", encoding="utf-8")
     val.write_text(val.read_text() + "n1234/x.jpg 1:1\n", encoding="utf-8")
-    report = prepare_lists(hierarchy, train, val, tmp_path / "out", ListsConfig(on_bad_line="skip"))
+    report = prepare_lists(hierarchy, train, val, tmp_path / "out", lists_config(on_bad_line="skip"))
     assert report["train"]["lines_read"] == 7 and report["train"]["bad_lines"] == 2
     assert report["val"]["lines_read"] == 3 and report["val"]["bad_lines"] == 1
     assert report["bad_line_messages"] == [
@@ -140,7 +147,7 @@ def test_shared_tiny_list_comes_out_closed(shared_data, tmp_path):
     tiny = shared_data / "train_urls_tiny.txt"
     val = tmp_path / "val.txt"
     val.write_text("".join(tiny.read_text(encoding="utf-8").splitlines(keepends=True)[90:]), encoding="utf-8")
-    report = prepare_lists(hierarchy_path, tiny, val, tmp_path / "out", ListsConfig())
+    report = prepare_lists(hierarchy_path, tiny, val, tmp_path / "out", lists_config())
     hierarchy = load_hierarchy(hierarchy_path)
     train = read_out(tmp_path / "out" / "train.tsv")
     assert len(train) == 90 and report["train"]["dropped_also_in_val"] == 10

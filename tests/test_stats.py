@@ -11,7 +11,7 @@ import pytest
 from mlimages.errors import InputError
 from mlimages.stats import StatsConfig, count_labels, write_dataset_stats
 
-from tests.factories import write_classes_file, write_record_folder
+from tests.factories import params_config, write_classes_file, write_record_folder
 from tests.pipelines import load_pipeline
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +48,7 @@ def test_count_labels(records):
 def test_summary_plots_and_figures(records, tmp_path):
     out = tmp_path / "stats"
     summary = write_dataset_stats(
-        records / "ml-images" / "train", records / "ml-images" / "val", out, StatsConfig(trainable_min_images=3),
+        records / "ml-images" / "train", records / "ml-images" / "val", out, params_config("stats", StatsConfig, trainable_min_images=3),
         (records / "imagenet" / "train", records / "imagenet" / "val"),
     )
     assert summary == json.loads((out / "summary.json").read_text())

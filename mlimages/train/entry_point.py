@@ -1,0 +1,60 @@
+"""What the `pretrain` and `finetune` entry points share: arguments, config, exit statuses.
+
+The two scripts differ only in their task (its config class, hence its params section and record
+kind) and in finetune's `--init-model`. Keeping the rest here keeps them from drifting apart: the
+same `--KEY VALUE` overrides, and the same exit statuses, which a cluster scheduler or a retry loop
+reads: 2 bad input (`exit_on_input_error`), 3 the training diverged, 4 a worker was lost (rerun the
+same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mlimages.config import DEFAULT_PARAMS, load_params
+from mlimages.tasks import LABEL_KIND
+from mlimages.tracking.runs import configure_tracking
+from mlimages.train.config import TrainConfig, parse_overrides
+from mlimages.train.fit import TrainingDiverged, WorkerLost, fit
+
+EXIT_DIVERGED = 3
+EXIT_WORKER_LOST = 4
+
+
+def training_parser(description: str, config_class: type[TrainConfig]) -> argparse.ArgumentParser:
+    """The arguments both entry points take; a script adds its own before `read_training_args`."""
+    kind = f"{LABEL_KIND[config_class.task]}-label record folder"
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--train", required=True, help=f"{kind} (training split)")
+    parser.add_argument("--val", required=True, help=f"{kind} (validation split)")
+    parser.add_argument("--out", required=True, help="checkpoints, model.keras and summary.json")
+    parser.add_argument("--params", default=DEFAULT_PARAMS,
+                        help=f"params file; reads its `{config_class.task}` section")
+    return parser
+
+
+def read_training_args(
+    parser: argparse.ArgumentParser, config_class: type[TrainConfig], argv: list[str] | None
+) -> tuple[argparse.Namespace, TrainConfig]:
+    """Parse `argv`; every further ``--KEY VALUE`` overrides that key of the task's params section."""
+    args, extra = parser.parse_known_args(argv)
+    return args, load_params(config_class.task, config_class, args.params, parse_overrides(extra))
+
+
+def run_training(config: TrainConfig, train: str | Path, val: str | Path, out: str | Path,
+                 init_model: str | None = None) -> int:
+    """Train with MLflow tracking; return the exit status (0, `EXIT_DIVERGED` or `EXIT_WORKER_LOST`)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_tracking()
+    try:
+        fit(config, train, val, out, init_model=init_model)
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except WorkerLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_WORKER_LOST
+    return 0
