@@ -12,11 +12,13 @@ from mlimages.config import load_params, read_params_file
 from mlimages.dedup.config import DedupConfig
 from mlimages.demo.config import DemoConfig
 from mlimages.errors import InputError, exit_on_input_error
+from mlimages.download.config import DownloadConfig
 from mlimages.evaluate import EvaluateConfig
 from mlimages.lists import ListsConfig
 from mlimages.records.config import RecordsConfig
 from mlimages.stats import StatsConfig
 from mlimages.tracking.registry import RegistryConfig
+from mlimages.train.config import FinetuneConfig, PretrainConfig
 
 from tests.factories import REPO_PARAMS, write_params
 
@@ -100,6 +102,7 @@ def test_entry_points_print_one_line_and_exit_2(capsys):
 STAGE_SECTIONS = [
     ("demo", DemoConfig), ("lists", ListsConfig), ("records", RecordsConfig), ("dedup", DedupConfig),
     ("stats", StatsConfig), ("evaluate", EvaluateConfig), ("registry", RegistryConfig),
+    ("download", DownloadConfig), ("pretrain", PretrainConfig), ("finetune", FinetuneConfig),
 ]
 
 

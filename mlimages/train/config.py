@@ -56,13 +56,13 @@ class TrainConfig:
     """
 
     depth: int
-    blocks_per_stage: tuple[int, ...] | None = None
+    blocks_per_stage: tuple[int, ...] | None
     width_multiplier: float
     bn_momentum: float
     image_size: int
     batch_size: int
-    steps: int | None = None
-    epochs: int | None = None
+    steps: int | None
+    epochs: int | None
     schedule: Literal["paper", "cosine"]
     base_lr: float
     warmup_lr: float
@@ -179,4 +179,13 @@ def parse_overrides(arguments: list[str]) -> dict[str, str]:
                 raise InputError(f"no value for {item}", "command line")
             value = items.pop(0)
         overrides[key.replace("-", "_")] = value
+    return with_one_duration(overrides)
+
+
+def with_one_duration(overrides: dict[str, str]) -> dict[str, str]:
+    """`steps` and `epochs` replace each other: overriding one alone sets the other to null, so
+    ``-P steps=200`` works whichever of the two the params file sets."""
+    for given, other in (("steps", "epochs"), ("epochs", "steps")):
+        if given in overrides and other not in overrides:
+            return {**overrides, other: "null"}
     return overrides

@@ -64,7 +64,7 @@ def tiny_section(section: str, overrides: dict) -> dict:
     values = yaml.safe_load((REPO / "params-paper.yaml").read_text(encoding="utf-8"))[section]
     for duration, other in (("steps", "epochs"), ("epochs", "steps")):
         if duration in overrides:
-            values.pop(other, None)
+            values[other] = None
     if section == "finetune":
         values["final_size_epochs"] = 0  # no late size switch unless a test asks for one
     values.update({**TINY, **overrides})

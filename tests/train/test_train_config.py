@@ -22,11 +22,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_parse_overrides_accepts_mlflow_style_arguments():
     assert parse_overrides(["--steps", "10", "--area_range=[0.05, 1.0]", "--base-lr", "0.1"]) == {
-        "steps": "10", "area_range": "[0.05, 1.0]", "base_lr": "0.1"}
+        "steps": "10", "epochs": "null", "area_range": "[0.05, 1.0]", "base_lr": "0.1"}
     with pytest.raises(InputError, match="no value"):
         parse_overrides(["--steps"])
     with pytest.raises(InputError, match="expected --KEY VALUE"):
         parse_overrides(["steps=3"])
+
+
+@pytest.mark.parametrize("params_file", ["params.yaml", "params-paper.yaml"])
+def test_steps_or_epochs_alone_replaces_the_other_in_either_params_file(params_file):
+    steps = load_params("pretrain", PretrainConfig, REPO / params_file, parse_overrides(["--steps", "7"]))
+    epochs = load_params("finetune", FinetuneConfig, REPO / params_file, parse_overrides(["--epochs", "2"]))
+    assert (steps.steps, steps.epochs) == (7, None) and (epochs.steps, epochs.epochs) == (None, 2)
+    with pytest.raises(InputError, match="exactly one of 'steps' and 'epochs'"):
+        load_params("pretrain", PretrainConfig, REPO / params_file, parse_overrides(["--steps", "7", "--epochs", "2"]))
 
 
 def test_overrides_are_typed_and_unknown_keys_rejected(tmp_path):
