@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 
@@ -37,3 +38,12 @@ def test_files_follow_the_registry(served_model, tmp_path):
         assert json.loads(written[0].read_text()) == {"top1": 0.625, "top5": 1.0}
     finally:  # the session's other tests expect the fixture's evaluation
         record_evaluation(served_model, "1", {"top1_224": 0.5}, "test", "top1_224")
+
+
+def test_registry_list_writes_them_after_an_evaluation_by_hand(served_model, tmp_path, capsys):
+    from mlimages.cli import main
+
+    params = Path(__file__).resolve().parents[2] / "params.yaml"
+    assert main(["registry", "list", "--name", served_model, "--params", str(params), "--metrics", str(tmp_path)]) == 0
+    assert f"wrote 1 metrics files to {tmp_path}/" in capsys.readouterr().out
+    assert json.loads((tmp_path / f"{served_model}-v1-224.json").read_text()) == {"top1": 0.5}
