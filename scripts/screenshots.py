@@ -3,10 +3,11 @@
     python scripts/screenshots.py [--backend-store-uri sqlite:///mlflow.db] [--out docs]
 
 Needs `make demo` first (its mlflow.db) and the system's Chromium (`make chromium`). Starts
-`mlflow ui` on a free loopback port and saves, at 1440 x 900 (the first screen, no scrolling):
+`mlflow ui` on a free loopback port and saves the top of two pages, 1440 px wide:
 
-    docs/registry-versions.png   the finetuned model's versions page: aliases, metrics, lineage
+    docs/registry-versions.png   the finetuned model's page: the champion, then the versions with their tags
     docs/compare-finetune.png    the compare view of the finetune from the pretrained model vs from scratch
+                                 (the parameters that differ, then the metrics side by side)
 """
 
 from __future__ import annotations
@@ -51,12 +52,26 @@ def find_finetune_runs(client, experiment_id: str) -> list[str]:
     return [from_model[0].info.run_id, scratch[0].info.run_id]
 
 
-def save_screen(page, url: str, wait_for: str, path: Path) -> None:
-    """Open `url`, wait until `wait_for` shows and the page is idle, save the viewport as a small PNG."""
+def save_screen(page, url: str, wait_for: str, path: Path, clicks=(), height: int = 900) -> None:
+    """Open `url`, wait until `wait_for` shows, press `clicks` ((role, name) pairs), save the window as a PNG.
+
+    Every picture first closes the assistant panel and leaves the GenAI mode the UI opens in.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.set_viewport_size({"width": 1440, "height": height})
     page.goto(url)
-    page.get_by_text(wait_for, exact=False).first.wait_for(timeout=90_000)
-    page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(1500)  # charts animate in
+    try:
+        page.get_by_text(wait_for, exact=False).first.wait_for(timeout=90_000)
+        for role, name in (("button", "Close"), ("button", "Model training")):  # once per browser session
+            if page.get_by_role(role, name=name).first.is_visible():
+                page.get_by_role(role, name=name).first.click(timeout=15_000)
+        for role, name in clicks:  # role "text": any element showing that text
+            found = page.get_by_text(name, exact=True) if role == "text" else page.get_by_role(role, name=name)
+            found.first.click(timeout=15_000)
+    except PlaywrightTimeout as error:
+        raise InputError(f"the page did not show what the picture needs ({str(error).splitlines()[0]})", url) from None
+    page.wait_for_timeout(3000)  # the UI keeps polling, so no "network idle": let tables and charts settle
     page.screenshot(path=path)
     Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)  # a palette PNG: a fifth the bytes
     logging.info("saved %s (%d KB)", path, path.stat().st_size // 1024)
@@ -80,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     query = urllib.parse.urlencode({"runs": json.dumps(runs), "experiments": json.dumps([experiment.experiment_id])})
     args.out.mkdir(parents=True, exist_ok=True)
     with mlflow_ui(args.backend_store_uri) as address, chromium_page() as page:
-        save_screen(page, f"{address}/#/models/{model}", "Version 1", args.out / "registry-versions.png")
-        save_screen(page, f"{address}/#/compare-runs?{query}", "finetune-scratch", args.out / "compare-finetune.png")
+        save_screen(page, f"{address}/#/models/{model}", "Version 1", args.out / "registry-versions.png",
+                    clicks=[("text", "Registered at")], height=1200)  # oldest first: the champion is usually v1
+        save_screen(page, f"{address}/#/compare-runs?{query}", "finetune-scratch", args.out / "compare-finetune.png",
+                    clicks=[("button", "Visualizations"), ("switch", "Show diff only")], height=1100)
     return 0
 
 
