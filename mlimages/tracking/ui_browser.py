@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -60,13 +61,20 @@ def mlflow_ui(backend_store_uri: str, timeout_s: float = 180.0) -> Iterator[str]
         wait_until_up(server, address, timeout_s, log)
         yield address
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
         log.unlink(missing_ok=True)
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Stop the server and the workers it started (its own process group), politely, then not."""
+    for signal_number, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal_number)
+        try:
+            server.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def wait_until_up(server: subprocess.Popen, address: str, timeout_s: float, log: Path) -> None:
