@@ -18,7 +18,7 @@ PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/nu
 	PYENV_VERSION="$$(pyenv whence $(PYTHON) 2>/dev/null | tail -n 1)" \
 	$(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 
-.PHONY: demo test test-fast ci venv postgres clean
+.PHONY: demo test test-fast ci venv postgres chromium screenshots clean
 
 venv: $(VENV)/.installed
 
@@ -34,7 +34,7 @@ demo: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/demo.py
 
-test: venv postgres
+test: venv postgres chromium
 	$(BIN)/python -m pytest -q
 
 test-fast: venv postgres
@@ -51,6 +51,17 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql) || \
 	  echo "warning: could not install postgresql; the team tests will skip"
+
+# The browser test and scripts/screenshots.py drive the distribution's Chromium headless (never a
+# browser downloaded by Playwright). Installed when missing; where impossible the browser test skips.
+chromium:
+	@test -x /usr/bin/chromium || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium) || \
+	  echo "warning: could not install chromium; the browser test will skip"
+
+# The README's pictures of the MLflow UI, from the demo's mlflow.db (run `make demo` first).
+screenshots: venv chromium
+	$(BIN)/python scripts/screenshots.py --out docs
 
 clean:
 	rm -rf data reports mlflow.db mlruns mlartifacts

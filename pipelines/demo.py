@@ -15,6 +15,7 @@ import mlflow
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.demo.chain import EXPERIMENT, run_demo
+from mlimages.tracking.model_metrics import write_model_metrics
 from mlimages.tracking.registry import RegistryConfig
 from mlimages.tracking.results_table import render_versions
 from mlimages.tracking.runs import configure_tracking, runs_table_url
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", default="data/tfrecords", help="holds ml-images/ and imagenet/ record folders")
     parser.add_argument("--models", default="models", help="training output folders go here")
     parser.add_argument("--leaked", default="data/dedup/leaked.tsv", help="dedup stage's list: the clean score")
+    parser.add_argument("--metrics", default="metrics", help="folder for model quality per version (DVC metrics)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     uri = configure_tracking()
@@ -36,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     print("images copied in the pretraining data). The finetuned model's training data says whether it")
     print("started from the pretrained champion or from scratch:\n")
     print(render_versions(mlflow.MlflowClient(), [pretrained, finetuned]))
+    write_model_metrics(mlflow.MlflowClient(), [pretrained, finetuned], args.metrics)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
-    print(f"\nOpen the UI:        mlflow ui --backend-store-uri {uri}")
+    print(f"\nDVC metrics:        dvc metrics show  (model quality per version: {args.metrics}/*-v*.json)")
+    print(f"Open the UI:        mlflow ui --backend-store-uri {uri}")
     print(f"The runs table:     {runs_table_url('http://127.0.0.1:5000', experiment)}")
     print(f"Serve the champion: mlflow models serve -m models:/{finetuned}@champion --env-manager local -p 5001")
     print(f"Classify a photo:   mlimages classify --model models:/{finetuned}@champion PHOTO.jpg")

@@ -15,6 +15,8 @@ def register(subparsers) -> None:
     show = commands.add_parser("list", help="versions side by side: checkpoint, data, top-1/top-5, mAP, aliases")
     show.add_argument("--name", action="append", default=[], help="registered model(s); default: both from params")
     show.add_argument("--params", default="params.yaml", help="the params file naming the registered models")
+    show.add_argument("--metrics", default="", metavar="DIR",
+                      help="also write each version's DVC metrics file there (metrics: after an evaluation by hand)")
     show.set_defaults(func=print_versions)
 
 
@@ -28,4 +30,9 @@ def print_versions(args: argparse.Namespace) -> int:
     names = args.name or matching_names(mlflow.MlflowClient(), config)
     client = mlflow.MlflowClient()
     print(render_versions(client, names) or "no registered versions (run the evaluate entry point first)")
+    if args.metrics:
+        from mlimages.tracking.model_metrics import write_model_metrics
+
+        written = write_model_metrics(client, names, args.metrics)
+        print(f"wrote {len(written)} metrics files to {args.metrics}/ (dvc metrics show)")
     return 0

@@ -45,15 +45,17 @@ def lineage_tags(repo: str | Path = ".", lock_file: str | Path = LOCK_FILE) -> d
 def changed_source_files(repo: str | Path = ".", lock_file: str | Path = LOCK_FILE) -> list[str]:
     """Tracked files that differ from HEAD (staged or not), leaving out what `dvc repro` writes.
 
-    Left out: `dvc.lock`, every `.gitignore` (DVC lists its outputs there) and every stage output
-    named in `dvc.lock` (a file or anything under a folder). Paths are relative to the repository root.
+    Left out: `dvc.lock`, every `.gitignore` (DVC lists its outputs there), every stage output
+    named in `dvc.lock` (a file or anything under a folder) and the files of dvc.yaml's top-level
+    ``metrics:`` (what `make demo` writes from the registry). Paths are relative to the repository root.
     """
     changed = (_git(repo, "diff", "HEAD", "--name-only", "--no-renames") or "").splitlines()
     root = _git(repo, "rev-parse", "--show-toplevel")
     if not changed or root is None:
         return []
     lock = Path(lock_file).resolve()
-    written = {_relative(lock, root)} | {_relative(lock.parent / out, root) for out in read_outputs(lock)}
+    results = read_outputs(lock) + read_top_level_metrics(lock.parent / "dvc.yaml")
+    written = {_relative(lock, root)} | {_relative(lock.parent / out, root) for out in results}
     return [path for path in changed if not _written_by_pipeline(path, written)]
 
 
@@ -73,6 +75,15 @@ def _relative(path: Path, root: str) -> str:
 def read_outputs(lock_file: str | Path) -> list[str]:
     """Every stage output path listed in `dvc.lock` (relative to the lock file's folder)."""
     return [out["path"] for _, out in _iter_outputs(lock_file)]
+
+
+def read_top_level_metrics(dvc_yaml: str | Path) -> list[str]:
+    """The paths under dvc.yaml's top-level ``metrics:`` (files or folders; none without the file)."""
+    path = Path(dvc_yaml)
+    if not path.is_file():
+        return []
+    entries = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("metrics") or []
+    return [entry for entry in entries if isinstance(entry, str)]
 
 
 def read_data_version(lock_file: str | Path = LOCK_FILE) -> str:

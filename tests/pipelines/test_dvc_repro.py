@@ -32,7 +32,16 @@ TINY_DEMO = {
 }
 FINETUNE_CLASSES = 12
 STAGES = ["demo_world", "prepare_lists", "download_images", "dedup", "build_tfrecords", "build_imagenet",
-          "dataset_stats"]
+          "dataset_stats", "data_metrics"]
+METRIC_ROWS = {  # what `dvc metrics show` prints: one file per row, a few shared columns
+    "metrics/data/train.json": {"lines", "images", "records", "classes"},
+    "metrics/data/val.json": {"lines", "images", "records"},
+    "metrics/data/finetune-train.json": {"records", "classes"},
+    "metrics/data/finetune-val.json": {"records", "classes"},
+    "metrics/download/train.json": {"success"},
+    "metrics/download/val.json": {"success"},
+}
+GIT = ["git", "-c", "user.name=mlimages tests", "-c", "user.email=tests@example.invalid"]
 
 
 def test_dvc_yaml_stages_list_their_script_and_existing_params():
@@ -49,7 +58,7 @@ def test_dvc_yaml_stages_list_their_script_and_existing_params():
         script = next(token for token in stage["cmd"].split() if token.startswith("pipelines/"))
         assert script in stage["deps"], name
         assert (REPO / script).is_file(), script
-        for entry in stage["params"]:
+        for entry in stage.get("params", []):
             section, _, key = entry.partition(".")
             assert section in params and (not key or key in params[section]), (name, entry)
             keys.setdefault(name, set()).add(key)
@@ -179,3 +188,52 @@ def test_rerun_of_the_download_stage_keeps_its_shards(repo):
     assert report["run"]["fetched"] == 0 and report["ok"] == TINY_DEMO["val_images"]
     status = json.loads(run(repo, str(BIN / "dvc"), "status", "--json").stdout)
     assert "build_tfrecords@val" not in status  # same shards, so nothing downstream is stale
+
+
+def write_model_rows(repo: Path, top1_224: float) -> None:
+    """What `make demo` writes from the registry, for versions evaluated at the paper's sizes
+    (the widest names and keys the table gets)."""
+    from mlimages.data_metrics import write_rows
+    from mlimages.tracking.model_metrics import version_rows
+
+    tags = {"eval.top1_224": str(top1_224), "eval.top5_224": "0.94512", "eval.top1_299": "0.80731",
+            "eval.top5_299": "0.95503", "eval.protocol": "center crop"}
+    rows = {**version_rows("mlimages-resnet101-imagenet", "3", tags),
+            **version_rows("mlimages-resnet101-ml", "2", {"eval.map_all": "0.31234"})}
+    for committed in (repo / "metrics").glob("*.json"):  # the full demo's versions, copied with the repository
+        committed.unlink()
+    write_rows(rows, repo / "metrics")
+
+
+@pytest.mark.slow
+def test_metrics_show_is_a_few_rows_that_fit_a_terminal(repo):
+    write_model_rows(repo, top1_224=0.78812)
+    shown = json.loads(run(repo, str(BIN / "dvc"), "metrics", "show", "--json").stdout)
+    files = shown[""]["data"]  # "": the workspace
+    model_rows = {f"metrics/resnet101-imagenet-v3-{size}.json": {"top1", "top5"} for size in (224, 299)}
+    assert {path: set(body["data"]) for path, body in files.items()} == {
+        **METRIC_ROWS, **model_rows, "metrics/resnet101-ml-v2.json": {"map"}}
+    train = files["metrics/data/train.json"]["data"]
+    assert train == {"lines": 24, "images": 24, "records": 24, "classes": 39}
+    assert files["metrics/download/val.json"]["data"] == {"success": 1.0}
+    assert files["metrics/data/finetune-val.json"]["data"] == {"records": FINETUNE_CLASSES, "classes": FINETUNE_CLASSES}
+    table = run(repo, str(BIN / "dvc"), "metrics", "show").stdout.splitlines()
+    assert len(table) == 1 + len(files) and table[0].split()[0] == "Path"
+    assert max(len(line) for line in table) <= 120, "\n".join(table)
+
+
+@pytest.mark.slow
+def test_metrics_diff_compares_two_commits(repo):
+    write_model_rows(repo, top1_224=0.78812)
+    run(repo, *GIT, "add", "-A")  # the metrics files are small and kept in git (cache: false)
+    run(repo, *GIT, "commit", "-qm", "first evaluation")
+    assert json.loads(run(repo, str(BIN / "dvc"), "metrics", "diff", "--json").stdout) == {}  # HEAD = workspace
+    write_model_rows(repo, top1_224=0.79)
+    run(repo, *GIT, "commit", "-qam", "evaluated again")
+    diff = json.loads(run(repo, str(BIN / "dvc"), "metrics", "diff", "HEAD~1", "HEAD", "--json").stdout)
+    assert diff == {"metrics/resnet101-imagenet-v3-224.json": {
+        "top1": {"old": 0.7881, "new": 0.79, "diff": pytest.approx(0.0019)}}}
+    every = json.loads(run(repo, str(BIN / "dvc"), "metrics", "diff", "--all", "HEAD~1", "HEAD", "--json").stdout)
+    assert every["metrics/data/train.json"]["records"] == {"old": 24, "new": 24, "diff": 0}  # read from both commits
+    table = run(repo, str(BIN / "dvc"), "metrics", "diff", "HEAD~1").stdout
+    assert "resnet101-imagenet-v3-224.json" in table and "0.7881" in table and "0.79" in table

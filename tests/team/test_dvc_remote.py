@@ -48,7 +48,8 @@ def pushed(tmp_path_factory) -> dict[str, Path]:
     run(first, *GIT, "add", "-A")
     run(first, *GIT, "commit", "-qm", "tiny demo")
     dvc(first, "repro")
-    run(first, *GIT, "commit", "-qam", "data")
+    run(first, *GIT, "add", "-A")  # dvc.lock, and the small metrics files DVC leaves to git (cache: false)
+    run(first, *GIT, "commit", "-qm", "data")
     use_remote(first, root / "store")
     dvc(first, "push")
     return {"root": root, "first": first, "store": root / "store"}

@@ -30,6 +30,9 @@ def make_clone(tmp_path: Path) -> Path:
     (origin / "stats.py").write_text("print('stats')\n", encoding="utf-8")
     (origin / "reports" / "summary.json").write_text('{"images": 1}\n', encoding="utf-8")
     (origin / ".gitignore").write_text("/mlflow.db\n", encoding="utf-8")
+    (origin / "metrics").mkdir()
+    (origin / "metrics" / "model-v1-224.json").write_text('{"top1": 0.5}\n', encoding="utf-8")
+    (origin / "dvc.yaml").write_text("stages: {}\nmetrics:\n  - metrics\n", encoding="utf-8")
     write_lock(origin, "a" * 32)
     git(origin, "init", "-q")
     git(origin, "add", "-A")
@@ -50,6 +53,7 @@ def test_pipeline_outputs_do_not_make_a_clone_dirty(tmp_path, monkeypatch):
     (clone / ".gitignore").write_text("/mlflow.db\n/data/records\n", encoding="utf-8")
     (clone / "data" / "records").mkdir(parents=True)
     (clone / "data" / "records" / "part-0.tfrecord").write_bytes(b"x")
+    (clone / "metrics" / "model-v1-224.json").write_text('{"top1": 0.6}\n', encoding="utf-8")  # top-level metrics
     tags = lineage_tags()
     assert tags["git_dirty"] == "false" and changed_source_files() == []
     assert tags["git_commit"] == git(clone, "rev-parse", "HEAD").strip()
