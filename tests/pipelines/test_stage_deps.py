@@ -110,5 +110,5 @@ def test_the_walk_finds_what_the_interpreter_imports(name):
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = {Path(file).resolve().relative_to(REPO).as_posix() for file in json.loads(done.stdout)}
-    assert len(loaded) > 3
+    assert "mlimages/__init__.py" in loaded and len(loaded) > 1  # the probe saw the script's imports
     assert loaded <= mlimages_imports(REPO / script)
