@@ -80,7 +80,7 @@ def map_ordered(function: Callable, items: Iterable, num_workers: int) -> Iterat
 
 
 def write_split(samples: Iterable[ImageSample | BadSample], out, config: RecordsConfig, label_kind: str,
-                num_classes: int, total: int, dense_labels: bool = False) -> dict:
+                num_classes: int, total: int, dense_labels: bool = False, mapper: Callable = map_ordered) -> dict:
     """Transcode `samples` and write them as the split folder `out`.
 
     Args:
@@ -91,6 +91,8 @@ def write_split(samples: Iterable[ImageSample | BadSample], out, config: Records
         num_classes: size of the label space.
         total: number of samples expected (progress bar and the `min_shards` cap).
         dense_labels: also store the dense label vector (legacy readers).
+        mapper: runs the transcoding, `map_ordered`'s contract (results in input order); a cluster
+            engine's mapper runs it on other machines (`mlimages.cluster.engines.records_mapper`).
 
     Returns:
         The stage report: counts, skipped samples by reason, shards, bytes, speed.
@@ -105,7 +107,7 @@ def write_split(samples: Iterable[ImageSample | BadSample], out, config: Records
     skipped: list[BadSample] = []
     with ShardWriter(out, label_kind, num_classes, config.shard_bytes,
                      max_records_per_shard(total, config.min_shards), extra) as writer:
-        results = map_ordered(work, samples, config.num_workers)
+        results = mapper(work, samples, config.num_workers)
         for sample, result in tqdm(results, total=total, desc=f"records {Path(out).name}", unit="img", disable=None):
             if isinstance(result, BadSample):
                 skipped.append(result)
@@ -137,7 +139,8 @@ def make_report(out, index: dict, skipped: list[BadSample], seconds: float) -> d
     }
 
 
-def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels: bool = False, dedup=None) -> dict:
+def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels: bool = False, dedup=None,
+                    mapper: Callable = map_ordered) -> dict:
     """Build a multi-label split folder from the downloader's image shards.
 
     Args:
@@ -148,6 +151,7 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
         dense_labels: also store the dense label vector (``--legacy-dense-labels``).
         dedup: the dedup stage's folder for this split (``data/dedup/train``): leaked images and
             merged groups are applied as `config.drop_leaked` / `config.merge_duplicates` say.
+        mapper: runs the transcoding (see `write_split`).
 
     Returns:
         The stage report (see `write_split`), with the image folder (and the dedup counts) added.
@@ -167,7 +171,8 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
         samples = dedup_filter.apply(samples)
         total = max(0, total - len(dedup_filter.dropped_keys))  # shard sizes follow the images kept
     samples = itertools.chain(bad_members, samples)
-    report = write_split(samples, out, config, "multi", num_classes, total, dense_labels or config.dense_labels)
+    report = write_split(samples, out, config, "multi", num_classes, total, dense_labels or config.dense_labels,
+                         mapper)
     if dedup_filter is not None:
         report["dedup"] = dedup_filter.report(dedup)
     rows = [(c.index, c.wnid, c.name) for c in sorted(tree.categories.values(), key=lambda c: c.index)]
