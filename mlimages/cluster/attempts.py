@@ -33,9 +33,9 @@ COMPLETE = (".tar", ".jsonl")
 PARTIAL = (".tar.partial", ".jsonl.partial")
 
 
-def attempt_token(run_started_ns: int, attempt: int) -> str:
+def attempt_token(run_started_ms: int, attempt: int) -> str:
     """A name that sorts after every attempt of earlier runs and earlier attempts of this run."""
-    return f"{run_started_ns // 1_000_000:014d}-{attempt:06d}"
+    return f"{run_started_ms:014d}-{attempt:06d}"
 
 
 def attempt_folder(out: Path, index: int, token: str) -> Path:
@@ -107,5 +107,6 @@ def remove_attempts_folder(out: Path) -> None:
     shutil.rmtree(out / ATTEMPTS, ignore_errors=True)
 
 
-def run_started_ns() -> int:
-    return time.time_ns()
+def run_started_ms() -> int:
+    """The run's start in milliseconds since the epoch: the first part of its attempt tokens."""
+    return time.time_ns() // 1_000_000

@@ -22,7 +22,7 @@ import time
 
 import ray
 
-from mlimages.cluster.attempts import attempt_folder, attempt_token, commit, remove_attempts_folder, run_started_ns
+from mlimages.cluster.attempts import attempt_folder, attempt_token, commit, remove_attempts_folder, run_started_ms
 from mlimages.cluster.budget import start_budget
 from mlimages.cluster.config import ClusterConfig
 from mlimages.cluster.connect import connect, nodes_alive, on_this_node
@@ -47,7 +47,7 @@ class RayRun:
         self.cluster, self.progress = cluster, progress
         self.in_flight: dict = {}  # ObjectRef -> (task, token, owner)
         self.tries: collections.Counter = collections.Counter()
-        self.tally, self.started_ns, self.owners = Tally(), run_started_ns(), 0
+        self.tally, self.started_ms, self.owners = Tally(), run_started_ms(), 0
         self.input_errors: list[tuple[int, str, str]] = []
         self.lost: list[str] = []
         self.peak_rss_kb, self.shown, self.nodes = 0, 0.0, set()
@@ -61,7 +61,7 @@ class RayRun:
     def submit(self, task: ShardTask) -> None:
         self.owners += 1
         self.tries[task.shard_index] += 1
-        token = attempt_token(self.started_ns, self.owners)
+        token = attempt_token(self.started_ms, self.owners)
         ref = remote_attempt.remote(task, token, self.owners, self.budget, self.inbox)
         self.in_flight[ref] = (task, token, self.owners)
 

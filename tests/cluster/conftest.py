@@ -13,6 +13,7 @@ import zlib
 
 import pytest
 
+from tests.download.conftest import server  # noqa: F401 - the download tests' per-test fault server
 from tests.download.fault_server import FaultServer, make_jpeg
 
 STORE_BYTES = 80 * 2**20  # Ray's floor is 75 MiB per node
