@@ -34,7 +34,10 @@ class InboxQueue:
 
 
 def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple:
-    """Run one attempt; returns ``("done", token, tally, peak_rss_kb, node)`` or ``("input", token, message, where)``.
+    """Run one attempt on this node.
+
+    Returns:
+        ``("done", token, tally, peak_rss_kb, node_id)``, or ``("input", token, message, where)``.
     """
     limit_malloc_arenas()
     folder = seed_attempt(task.out, task.shard_index, token)

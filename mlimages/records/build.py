@@ -12,12 +12,13 @@ build.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -26,40 +27,18 @@ from tqdm import tqdm
 from mlimages.dedup.outputs import load_exclusions
 from mlimages.errors import InputError
 from mlimages.hierarchy import load_hierarchy
-from mlimages.images import ImageError, encode_jpeg, load_rgb
+from mlimages.images import ImageError
 from mlimages.records.config import RecordsConfig
 from mlimages.records.dedup_filter import DedupFilter
 from mlimages.records.index import CLASSES_FILE, write_classes
 from mlimages.records.image_shards import BadSample, ImageSample, index_shard, iter_samples, list_image_shards
 from mlimages.records.schema import encode_example
+from mlimages.records.transcode import Transcoded, transcode, transcode_sample  # noqa: F401 - Transcoded: public here
 from mlimages.records.writer import ShardWriter, max_records_per_shard
 
 MAX_NAMED_SKIPS = 10_000  # the report names at most this many skipped samples (all are counted)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Transcoded:
-    data: bytes  # baseline RGB JPEG
-    width: int
-    height: int
-
-
-def transcode(data: bytes, config: RecordsConfig) -> Transcoded | ImageError:
-    """Decode, orient, shrink and re-encode one image; a bad image is returned, not raised.
-
-    Besides `ImageError`, any exception of the decoder (Pillow raises assorted types on hostile
-    files, e.g. from malformed EXIF) is reported as ``decode_error``: one downloaded file must not
-    stop a build of millions.
-    """
-    try:
-        image = load_rgb(data, shorter_side=config.shorter_side, max_side=config.max_side)
-        return Transcoded(encode_jpeg(image, config.jpeg_quality), image.width, image.height)
-    except ImageError as error:
-        return error
-    except Exception as error:  # noqa: BLE001 - see the docstring
-        return ImageError("decode_error", f"{type(error).__name__}: {error}")
 
 
 def map_ordered(function: Callable, items: Iterable, num_workers: int) -> Iterator[tuple]:
@@ -101,9 +80,7 @@ def write_split(samples: Iterable[ImageSample | BadSample], out, config: Records
     extra = {"image": {"shorter_side": config.shorter_side, "max_side": config.max_side,
                        "jpeg_quality": config.jpeg_quality}, "dense_labels": dense_labels}
 
-    def work(sample):
-        return sample if isinstance(sample, BadSample) else transcode(sample.data, config)
-
+    work = functools.partial(transcode_sample, config=config)  # a module-level function: cheap to ship to a worker
     skipped: list[BadSample] = []
     with ShardWriter(out, label_kind, num_classes, config.shard_bytes,
                      max_records_per_shard(total, config.min_shards), extra) as writer:
