@@ -93,6 +93,28 @@ def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_serv
     assert ray_records == local_records
 
 
+def test_the_stage_scripts_run_on_ray_from_the_params(ray_cluster, image_server, tmp_path, hierarchy_file):
+    """download_images then build_tfrecords, unchanged DVC commands, `cluster: {engine: ray}` in the params."""
+    import yaml
+
+    from tests.pipelines import load_pipeline
+
+    settings = dataclasses.replace(FAST, samples_per_shard=10)
+    download_section = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()}
+    records_section = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["records"]
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"download": download_section, "records": records_section,
+                                      "cluster": {"engine": "ray", "address": ""}}), encoding="utf-8")
+    list_path = write_list(tmp_path, [image_server.url(f"/ok/{i}.jpg") for i in range(40)])
+    assert load_pipeline("download_images").main(["--list", str(list_path), "--out", str(tmp_path / "images"),
+                                                  "--report", str(tmp_path / "d.json"), "--params", str(params)]) == 0
+    assert Outcome(tmp_path / "images", {}).samples.keys() == set(range(1, 41))
+    assert load_pipeline("build_tfrecords").main(["--images", str(tmp_path / "images"), "--hierarchy",
+                                                  str(hierarchy_file), "--out", str(tmp_path / "records"),
+                                                  "--report", str(tmp_path / "r.json"), "--params", str(params)]) == 0
+    assert '"written": 40' in (tmp_path / "r.json").read_text(encoding="utf-8")
+
+
 def test_cluster_wide_cap_on_one_host(ray_cluster, tmp_path, caplog):
     """Four shard tasks on two nodes, four fetch workers each, one host with a fixed cap of 3."""
     from tests.download.fault_server import FaultServer
