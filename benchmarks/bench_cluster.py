@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.download_mixes import latency_bound_s, make_mix, make_photos  # noqa: E402
 from benchmarks.download_scale import (  # noqa: E402
@@ -153,7 +155,15 @@ def run_child(contender: str, work: Path, paths: dict, count: int, env: dict) ->
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"{contender} contender failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), **sizes(out)}
+
+
+def sizes(out: Path) -> dict:
+    """Bytes per stored image (download shards, with their status files) and per record (records folder)."""
+    stored = json.loads((out / "dl1.json").read_text())["stored"]
+    shard_bytes = sum(p.stat().st_size for p in (out / "dl1").iterdir() if p.name[:5].isdigit())
+    index = json.loads((out / "records" / "index.json").read_text())
+    return {"bytes_per_image": shard_bytes / stored, "bytes_per_record": index["bytes"] / index["count"]}
 
 
 def prepare(work: Path, quick: bool, count: int, images: int) -> tuple[dict, list[str]]:
@@ -188,7 +198,9 @@ def bench(quick: bool, repeats: int) -> tuple[dict, dict, dict]:
                     runs[contender].append(run_child(contender, work, inputs, count, tls_env(certificate)))
         finally:
             server.terminate()
+    records = yaml.safe_load((REPO / "params.yaml").read_text())["records"]
     setup = {"count": count, "images": images, "repeats": repeats, "load_before": load_before,
+             "shorter_side": records["shorter_side"], "jpeg_quality": records["jpeg_quality"],
              "load_after": os.getloadavg(), "bound_s": latency_bound_s(kinds, "ours", 2 * CONCURRENCY)}
     return setup, best(runs["local"]), best(runs["ray"])
 
@@ -204,7 +216,8 @@ def best(runs: list[dict]) -> dict:
             "driver_mb": max(r["download_driver_mb"] for r in runs),
             "workers_mb": max(r["download_workers_mb"] for r in runs),
             "records_driver_mb": max(r["records_driver_mb"] for r in runs),
-            "records_workers_mb": max(r["records_workers_mb"] for r in runs)}
+            "records_workers_mb": max(r["records_workers_mb"] for r in runs),
+            "bytes_per_image": first["bytes_per_image"], "bytes_per_record": first["bytes_per_record"]}
 
 
 def render(setup: dict, local: dict, ray: dict) -> str:
@@ -235,6 +248,9 @@ Peak memory (VmHWM, MB):
 {markdown_table(["part", "local driver", "local largest worker", "Ray driver", "Ray largest worker"], memory)}
 
 Records byte-identical between the engines (and across repeats): {"yes" if identical else "NO"}.
+Storage: {local['bytes_per_image'] / 1e3:.0f} kB per stored image in the download's shards (the server's photos,
+0.8-12 MP, stored as fetched), {local['bytes_per_record'] / 1e3:.1f} kB per record (release photos, shorter side
+{setup['shorter_side']} px, JPEG quality {setup['jpeg_quality']}).
 """
 
 

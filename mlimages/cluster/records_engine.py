@@ -26,13 +26,14 @@ import ray
 
 from mlimages.cluster.config import ClusterConfig
 from mlimages.cluster.connect import connect
+from mlimages.cluster.shard_task import WORKER_ENV
 
 
 def transcode_chunk(function: Callable, items: list) -> list:
     return [function(item) for item in items]
 
 
-remote_chunk = ray.remote(num_cpus=1, max_retries=3)(transcode_chunk)
+remote_chunk = ray.remote(num_cpus=1, max_retries=3, runtime_env=WORKER_ENV)(transcode_chunk)
 
 
 def ray_map_ordered(function: Callable, items: Iterable, num_workers: int, cluster: ClusterConfig) -> Iterator[tuple]:

@@ -56,7 +56,9 @@ def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple
     return ("done", token, tally, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, node)
 
 
-remote_attempt = ray.remote(num_cpus=1, max_retries=0)(run_attempt)
+# MALLOC_ARENA_MAX from the worker's start: Ray's own threads allocate before a task could cap the arenas.
+WORKER_ENV = {"env_vars": {"MALLOC_ARENA_MAX": "2"}}
+remote_attempt = ray.remote(num_cpus=1, max_retries=0, runtime_env=WORKER_ENV)(run_attempt)
 
 
 class Inbox:

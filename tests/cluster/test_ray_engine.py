@@ -1,5 +1,5 @@
 """The Ray engine on a head and two worker nodes: same samples, statuses and records as the local engine;
-a worker node lost mid-download; the per-host cap held across nodes."""
+the stage scripts; the per-host cap and pause held across nodes; a worker node lost mid-download."""
 
 from __future__ import annotations
 
@@ -144,6 +144,38 @@ def test_cluster_wide_cap_on_one_host(ray_cluster, tmp_path, caplog):
         server.server_close()
     assert outcome.report["stored"] == 120
     assert state["most"] == 3  # reached, never passed, with 16 fetch workers on the cluster
+    assert "on 2 nodes" in caplog.text
+
+
+def test_a_503_pauses_the_host_on_every_node(ray_cluster, tmp_path, caplog):
+    """One 503 with Retry-After: 2 from a host that tasks on both nodes are fetching: no node asks it
+    again until the pause is over (requests already sent when the 503 left are allowed a grace)."""
+    from tests.download.fault_server import FaultServer
+
+    server, arrivals, refused = FaultServer(), [], []
+
+    def route(handler, hits):
+        now = time.monotonic()
+        arrivals.append(now)
+        if len(arrivals) == 30:
+            refused.append(now)
+            return handler.send_body(503, b"", "text/plain", {"Retry-After": "2"})
+        time.sleep(0.02)
+        handler.send_body(200, make_jpeg(zlib.crc32(handler.path.encode()) % 1000))
+
+    server.routes["/p/"] = route
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        caplog.set_level(logging.INFO, logger="mlimages.cluster")
+        outcome = run(tmp_path, [server.url(f"/p/{i}.jpg") for i in range(160)], download_engine(RAY),
+                      samples_per_shard=20, concurrency=3, max_retry_after_s=5.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome.report["stored"] == 160 and refused
+    paused = [t - refused[0] for t in arrivals if 0.5 < t - refused[0] < 1.9]
+    assert paused == []
     assert "on 2 nodes" in caplog.text
 
 
