@@ -28,7 +28,6 @@ from mlimages.cluster.config import ClusterConfig
 from mlimages.cluster.connect import connect, nodes_alive, on_this_node
 from mlimages.cluster.shard_task import Inbox, remote_attempt
 from mlimages.download.engines import WorkerDied
-from mlimages.download.feed import decode_workers
 from mlimages.download.progress import apply_progress
 from mlimages.download.summary import Tally
 from mlimages.download.task import ShardTask
@@ -51,11 +50,9 @@ class RayRun:
         self.input_errors: list[tuple[int, str, str]] = []
         self.lost: list[str] = []
         self.peak_rss_kb, self.shown, self.nodes = 0, 0.0, set()
-        limit = cluster.tasks_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self.limit = limit
-        threads = limit * (config.concurrency + decode_workers(config)) + 16
+        self.limit = cluster.tasks_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.budget = start_budget(config.per_host_concurrency, config.per_host_concurrency_min,
-                                   config.per_host_concurrency_max, threads)
+                                   config.per_host_concurrency_max)
         self.inbox = ray.remote(Inbox).options(num_cpus=0, max_restarts=0, scheduling_strategy=on_this_node()).remote()
 
     def submit(self, task: ShardTask) -> None:
@@ -80,6 +77,7 @@ class RayRun:
         try:
             outcome = ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # our code raised on the node: not a lost node
+            ray.get(self.budget.forget_owner.remote(owner))
             self.lost.append(f"shard {task.shard_index}: {error}")
             return
         except ray.exceptions.RayError as error:
@@ -91,8 +89,9 @@ class RayRun:
             else:
                 self.lost.append(f"shard {task.shard_index}: {self.tries[task.shard_index]} attempts lost")
             return
-        if outcome[0] == "input":
-            self.input_errors.append((task.shard_index, outcome[2], outcome[3]))
+        if outcome[0] == "input":  # named as in the output folder, not in the attempt's own
+            where = str(outcome[3] or "").replace(str(attempt_folder(task.out, task.shard_index, token)), str(task.out))
+            self.input_errors.append((task.shard_index, outcome[2], where))
             return
         _, _, tally, peak_rss_kb, node = outcome
         commit(task.out, task.shard_index, attempt_folder(task.out, task.shard_index, token))
