@@ -18,7 +18,7 @@ def connect(address: str) -> None:
     if ray.is_initialized():
         return
     try:
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=True,
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=True,
                  logging_level="WARNING", configure_logging=False)
     except ConnectionError as error:
         raise InputError(f"no Ray cluster at {address!r} ({error}); start one with `ray start --head`",

@@ -212,3 +212,53 @@ def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, ca
             assert len(readable.getmembers()) == 2 * len(samples)
     assert sorted(p.name for p in out.iterdir() if not p.name[:5].isdigit()) == ["fingerprint.json"]
     assert not [p for p in out.iterdir() if p.name.endswith((".partial", ".tmp"))]
+
+
+def test_a_rerun_after_the_whole_cluster_stopped_resumes_per_sample(image_server, tmp_path):
+    """The stage on a private Ray (`address: ""`), killed with its whole cluster mid-run, then run again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    fault_routes(image_server)
+    settings = dataclasses.replace(FAST, samples_per_shard=20, concurrency=2)
+    section = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"download": section, "cluster": {"engine": "ray", "address": ""}}))
+    sources = [image_server.url(f"/slow/{5000 + i}.jpg") for i in range(200)]
+    list_path, out = write_list(tmp_path, sources), tmp_path / "images"
+    command = [sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out", str(out),
+               "--report", str(tmp_path / "report.json"), "--params", str(params)]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while sum(1 for _ in out.glob(".attempts/*/*.tar.partial")) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # some samples stored, the shards unfinished
+    os.killpg(process.pid, signal.SIGKILL)  # the driver, its private Ray and every task at once
+    process.wait()
+    assert list(out.glob(".attempts/*/*.tar.partial")), "the kill should have interrupted shards"
+    stored_before = count_samples(out)
+    fetched_before = sum(n for path, n in image_server.hits.items() if path.startswith("/slow/5"))
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = Outcome(out, {})  # refuses a sample stored twice
+    assert set(outcome.samples) == set(range(1, 201)) and sorted(outcome.statuses) == list(range(1, 201))
+    fetched = sum(n for path, n in image_server.hits.items() if path.startswith("/slow/5"))
+    # Nothing stored before the kill was fetched again (fewer when a task outlived its driver by a moment:
+    # Ray's own reaper stops the cluster's processes just after the driver's death).
+    assert stored_before > 0 and fetched - fetched_before <= 200 - stored_before
+    assert not (out / ".attempts").exists()
+
+
+def count_samples(out: Path) -> int:
+    """Samples in the committed shards and in the attempts' archives (complete or partial)."""
+    total = 0
+    for path in [*out.glob("*.tar"), *out.glob(".attempts/*/*.tar"), *out.glob(".attempts/*/*.tar.partial")]:
+        with path.open("rb") as handle:
+            total += len(scan_samples(handle)[0])
+    return total
