@@ -39,11 +39,12 @@ def ray_cluster():
 
 @pytest.fixture(scope="module")
 def image_server():
-    server = FaultServer()
-    server.routes["/ok/"] = lambda h, hits: h.send_body(200, make_jpeg(zlib.crc32(h.path.encode()) % 1000))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    """One loopback image server for the module (tests that count hits use paths of their own)."""
+    images = FaultServer()
+    images.routes["/ok/"] = lambda h, hits: h.send_body(200, make_jpeg(zlib.crc32(h.path.encode()) % 1000))
+    thread = threading.Thread(target=images.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield server
-    server.stopping.set()
-    server.shutdown()
-    server.server_close()
+    yield images
+    images.stopping.set()
+    images.shutdown()
+    images.server_close()
