@@ -49,7 +49,7 @@ class RayRun:
         self.tally, self.started_ms, self.owners = Tally(), run_started_ms(), 0
         self.input_errors: list[tuple[int, str, str]] = []
         self.lost: list[str] = []
-        self.peak_rss_kb, self.shown, self.nodes = 0, 0.0, set()
+        self.peak_rss_kb, self.shown, self.nodes, self.committed = 0, 0.0, set(), 0
         self.limit = cluster.tasks_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.budget = start_budget(config.per_host_concurrency, config.per_host_concurrency_min,
                                    config.per_host_concurrency_max)
@@ -78,7 +78,9 @@ class RayRun:
             outcome = ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # our code raised on the node: not a lost node
             ray.get(self.budget.forget_owner.remote(owner))
-            self.lost.append(f"shard {task.shard_index}: {error}")
+            cause = getattr(error, "cause", None)
+            self.lost.append(f"shard {task.shard_index}: " + (f"{type(cause).__name__}: {cause}" if cause is not None
+                                                             else str(error).splitlines()[0]))
             return
         except ray.exceptions.RayError as error:
             freed = ray.get(self.budget.forget_owner.remote(owner))
@@ -95,6 +97,7 @@ class RayRun:
             return
         _, _, tally, peak_rss_kb, node = outcome
         commit(task.out, task.shard_index, attempt_folder(task.out, task.shard_index, token))
+        self.committed += 1
         self.tally.merge(tally)
         self.peak_rss_kb = max(self.peak_rss_kb, peak_rss_kb)
         self.nodes.add(node)
@@ -136,7 +139,7 @@ def run_ray(tasks: list[ShardTask], progress, cluster: ClusterConfig) -> Tally:
         for actor in (run.budget, run.inbox):
             ray.kill(actor)
     log.info("ray engine: %d attempts committed on %d nodes; peak memory of a worker %.0f MB",
-             len(tasks) - len(run.lost) - len(run.input_errors), len(run.nodes), run.peak_rss_kb / 1024)
+             run.committed, len(run.nodes), run.peak_rss_kb / 1024)
     if run.input_errors:
         _, message, where = min(run.input_errors)
         raise InputError(message, where)

@@ -115,6 +115,26 @@ def test_the_stage_scripts_run_on_ray_from_the_params(ray_cluster, image_server,
     assert '"written": 40' in (tmp_path / "r.json").read_text(encoding="utf-8")
 
 
+def test_a_bad_line_stops_the_ray_run_with_the_local_engines_error(ray_cluster, image_server, tmp_path):
+    """Line 33 has a label that is not a class number: the same one-line error as locally, and the
+    first shard is finished."""
+    from mlimages.errors import InputError
+
+    errors = {}
+    for name, engine in (("local", download_engine(ClusterConfig())), ("ray", download_engine(RAY))):
+        folder = tmp_path / name
+        list_path = write_list(folder, [image_server.url(f"/ok/{i}.jpg") for i in range(60)])
+        lines = list_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines[32] = lines[32].split("\t")[0] + "\tcat:1\n"
+        list_path.write_text("".join(lines), encoding="utf-8")
+        with pytest.raises(InputError) as error:
+            download(list_path, folder / "images", folder / "report.json",
+                     dataclasses.replace(FAST, samples_per_shard=10), engine=engine)
+        errors[name] = (error.value.message, error.value.where.replace(str(folder), "FOLDER"))
+        assert (folder / "images" / "00000.tar").exists()
+    assert errors["ray"] == errors["local"] and "33" in errors["ray"][1]
+
+
 def test_cluster_wide_cap_on_one_host(ray_cluster, tmp_path, caplog):
     """Four shard tasks on two nodes, four fetch workers each, one host with a fixed cap of 3."""
     from tests.download.fault_server import FaultServer
