@@ -206,16 +206,16 @@ def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, ca
     out = tmp_path / "images"
     victim = ray_cluster.list_all_nodes()[-1]
 
-    def remove_when_started():
-        while len(list(out.glob("*.tar"))) < 2:
-            time.sleep(0.05)
+    def remove_when_started():  # four attempts run, two on each node: the victim surely holds some
+        while len(list(out.glob(".attempts/*/*.tar.partial"))) < 3:
+            time.sleep(0.02)
         ray_cluster.remove_node(victim, allow_graceful=False)
 
     killer = threading.Thread(target=remove_when_started, daemon=True)
     killer.start()
     caplog.set_level(logging.WARNING, logger="mlimages.cluster")
     try:
-        outcome = run(tmp_path, sources, download_engine(RAY), samples_per_shard=20, concurrency=2)
+        outcome = run(tmp_path, sources, download_engine(RAY), samples_per_shard=40, concurrency=1)
     finally:
         killer.join(timeout=60)
         ray_cluster.add_node(num_cpus=2, object_store_memory=80 * 2**20)  # the next module finds two workers
