@@ -33,7 +33,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.report import markdown_table, write_section  # noqa: E402
 from mlimages.config import load_params  # noqa: E402
-from mlimages.records.build import build_ml_images, transcode  # noqa: E402
+from mlimages.records.build import build_ml_images  # noqa: E402
+from mlimages.records.transcode import transcode  # noqa: E402
 from mlimages.records.config import RecordsConfig  # noqa: E402
 from mlimages.records.index import read_index  # noqa: E402
 from mlimages.records.schema import encode_example  # noqa: E402

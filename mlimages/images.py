@@ -25,8 +25,11 @@ class ImageError(Exception):
     """The bytes are not a usable image. `reason` is a short class for reports."""
 
     def __init__(self, reason: str, detail: str):
-        self.reason = reason
+        self.reason, self.detail = reason, detail
         super().__init__(f"{reason}: {detail}")
+
+    def __reduce__(self):  # pickled with both arguments: results cross processes and machines
+        return type(self), (self.reason, self.detail)
 
 
 @dataclass(frozen=True)

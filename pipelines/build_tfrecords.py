@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from mlimages.cluster.config import load_cluster_config
+from mlimages.cluster.engines import records_mapper
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.files import write_report
@@ -31,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config = load_params("records", RecordsConfig, args.params)
+    mapper = records_mapper(load_cluster_config(args.params))  # the `cluster:` params: threads here or Ray tasks
     report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels,
-                             dedup=args.dedup)
+                             dedup=args.dedup, mapper=mapper)
     write_report(report, args.report)
     logging.info("%d records written, %d images skipped %s", report["written"], report["skipped"],
                  report["skipped_by_reason"] or "")

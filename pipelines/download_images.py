@@ -4,6 +4,7 @@
         --report reports/download/val.json [--shard-index I --num-shards N] [--retry-failures] [--force]
 
 Rerunning the same command resumes: finished lines are skipped, retryable failures are retried.
+The `cluster:` params choose the engine: this machine's processes, or shard tasks on a Ray cluster.
 With --force, what is stale is discarded instead of stopping the run: every shard after a change of
 the settings in fingerprint.json, else only the shards whose lines changed in the list.
 """
@@ -14,6 +15,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from mlimages.cluster.config import load_cluster_config
+from mlimages.cluster.engines import download_engine
 from mlimages.config import load_params
 from mlimages.download import DownloadConfig, download
 from mlimages.download.engines import WorkerDied
@@ -38,12 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = load_params("download", DownloadConfig, args.params)
+    engine = download_engine(load_cluster_config(args.params))
     try:
-        report = download(
-            args.list, args.out, args.report, config,
-            shard_index=args.shard_index, num_shards=args.num_shards,
-            retry_failures=args.retry_failures, force=args.force,
-        )
+        report = download(args.list, args.out, args.report, config, shard_index=args.shard_index,
+                          num_shards=args.num_shards, retry_failures=args.retry_failures, force=args.force,
+                          engine=engine)
     except WorkerDied as error:
         logging.error("download incomplete: %s", error)
         return 1

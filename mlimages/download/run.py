@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def download(list_path: Path, out: Path, report_path: Path, config: DownloadConfig, shard_index: int = 0,
-             num_shards: int = 1, retry_failures: bool = False, force: bool = False) -> dict:
+             num_shards: int = 1, retry_failures: bool = False, force: bool = False, engine=run_local) -> dict:
     """Download the images of a list into shards of `out`; returns the report (also written).
 
     Args:
@@ -61,7 +61,7 @@ def download(list_path: Path, out: Path, report_path: Path, config: DownloadConf
     start = time.monotonic()
     try:
         with logging_redirect_tqdm():
-            tally = run_local(tasks, progress)
+            tally = engine(tasks, progress)
     finally:
         progress.close()
     processes = min(config.process_count, len(tasks)) or 1

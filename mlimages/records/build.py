@@ -12,25 +12,27 @@ build.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from tqdm import tqdm
 
 from mlimages.dedup.outputs import load_exclusions
 from mlimages.errors import InputError
 from mlimages.hierarchy import load_hierarchy
-from mlimages.images import ImageError, encode_jpeg, load_rgb
+from mlimages.images import ImageError
 from mlimages.records.config import RecordsConfig
 from mlimages.records.dedup_filter import DedupFilter
 from mlimages.records.index import CLASSES_FILE, write_classes
 from mlimages.records.image_shards import BadSample, ImageSample, index_shard, iter_samples, list_image_shards
 from mlimages.records.ordered_map import map_ordered
 from mlimages.records.schema import encode_example
+from mlimages.records.transcode import transcode_sample
 from mlimages.records.writer import ShardWriter, max_records_per_shard
 
 MAX_NAMED_SKIPS = 10_000  # the report names at most this many skipped samples (all are counted)
@@ -38,31 +40,10 @@ MAX_NAMED_SKIPS = 10_000  # the report names at most this many skipped samples (
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Transcoded:
-    data: bytes  # baseline RGB JPEG
-    width: int
-    height: int
-
-
-def transcode(data: bytes, config: RecordsConfig) -> Transcoded | ImageError:
-    """Decode, orient, shrink and re-encode one image; a bad image is returned, not raised.
-
-    Besides `ImageError`, any exception of the decoder (Pillow raises assorted types on hostile
-    files, e.g. from malformed EXIF) is reported as ``decode_error``: one downloaded file must not
-    stop a build of millions.
-    """
-    try:
-        image = load_rgb(data, shorter_side=config.shorter_side, max_side=config.max_side)
-        return Transcoded(encode_jpeg(image, config.jpeg_quality), image.width, image.height)
-    except ImageError as error:
-        return error
-    except Exception as error:  # noqa: BLE001 - see the docstring
-        return ImageError("decode_error", f"{type(error).__name__}: {error}")
 
 
 def write_split(samples: Iterable[ImageSample | BadSample], out, config: RecordsConfig, label_kind: str,
-                num_classes: int, total: int, dense_labels: bool = False) -> dict:
+                num_classes: int, total: int, dense_labels: bool = False, mapper: Callable = map_ordered) -> dict:
     """Transcode `samples` and write them as the split folder `out`.
 
     Args:
@@ -73,6 +54,8 @@ def write_split(samples: Iterable[ImageSample | BadSample], out, config: Records
         num_classes: size of the label space.
         total: number of samples expected (progress bar and the `min_shards` cap).
         dense_labels: also store the dense label vector (legacy readers).
+        mapper: runs the transcoding, `map_ordered`'s contract (results in input order); a cluster
+            engine's mapper runs it on other machines (`mlimages.cluster.engines.records_mapper`).
 
     Returns:
         The stage report: counts, skipped samples by reason, shards, bytes, speed.
@@ -81,13 +64,11 @@ def write_split(samples: Iterable[ImageSample | BadSample], out, config: Records
     extra = {"image": {"shorter_side": config.shorter_side, "max_side": config.max_side,
                        "jpeg_quality": config.jpeg_quality}, "dense_labels": dense_labels}
 
-    def work(sample):
-        return sample if isinstance(sample, BadSample) else transcode(sample.data, config)
-
+    work = functools.partial(transcode_sample, config=config)  # a module-level function: cheap to ship to a worker
     skipped: list[BadSample] = []
     with ShardWriter(out, label_kind, num_classes, config.shard_bytes,
                      max_records_per_shard(total, config.min_shards), extra) as writer:
-        results = map_ordered(work, samples, config.num_workers)
+        results = mapper(work, samples, config.num_workers)
         for sample, result in tqdm(results, total=total, desc=f"records {Path(out).name}", unit="img", disable=None):
             if isinstance(result, BadSample):
                 skipped.append(result)
@@ -119,7 +100,8 @@ def make_report(out, index: dict, skipped: list[BadSample], seconds: float) -> d
     }
 
 
-def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels: bool = False, dedup=None) -> dict:
+def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels: bool = False, dedup=None,
+                    mapper: Callable = map_ordered) -> dict:
     """Build a multi-label split folder from the downloader's image shards.
 
     Args:
@@ -130,6 +112,7 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
         dense_labels: also store the dense label vector (``--legacy-dense-labels``).
         dedup: the dedup stage's folder for this split (``data/dedup/train``): leaked images and
             merged groups are applied as `config.drop_leaked` / `config.merge_duplicates` say.
+        mapper: runs the transcoding (see `write_split`).
 
     Returns:
         The stage report (see `write_split`), with the image folder (and the dedup counts) added.
@@ -149,7 +132,8 @@ def build_ml_images(images, hierarchy, out, config: RecordsConfig, dense_labels:
         samples = dedup_filter.apply(samples)
         total = max(0, total - len(dedup_filter.dropped_keys))  # shard sizes follow the images kept
     samples = itertools.chain(bad_members, samples)
-    report = write_split(samples, out, config, "multi", num_classes, total, dense_labels or config.dense_labels)
+    report = write_split(samples, out, config, "multi", num_classes, total, dense_labels or config.dense_labels,
+                         mapper)
     if dedup_filter is not None:
         report["dedup"] = dedup_filter.report(dedup)
     rows = [(c.index, c.wnid, c.name) for c in sorted(tree.categories.values(), key=lambda c: c.index)]

@@ -142,6 +142,6 @@ def test_an_unexpected_decoder_exception_is_a_skipped_image(monkeypatch):
     def explode(*args, **kwargs):
         raise struct.error("unpack requires a buffer of 4 bytes")  # as from a malformed EXIF block
 
-    monkeypatch.setattr(build, "load_rgb", explode)
+    monkeypatch.setattr("mlimages.records.transcode.load_rgb", explode)  # transcode lives there, TensorFlow-free
     result = build.transcode(make_jpeg(), CONFIG)
     assert isinstance(result, ImageError) and result.reason == "decode_error" and "unpack requires" in str(result)

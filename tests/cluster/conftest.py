@@ -1,0 +1,50 @@
+"""A real Ray cluster on this machine (a head and two worker nodes) and the loopback image server.
+
+The head has no CPUs, so every task runs on a worker node and the run's actors (host budget,
+progress inbox) stay on the head, beside the driver, as on a real cluster. Object stores are kept
+small: Ray keeps them in /dev/shm.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import zlib
+
+import pytest
+
+from tests.download.conftest import server  # noqa: F401 - the download tests' per-test fault server
+from tests.download.fault_server import FaultServer, make_jpeg
+
+STORE_BYTES = 80 * 2**20  # Ray's floor is 75 MiB per node
+WORKER_CPUS = 2
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
+    from ray.cluster_utils import Cluster
+
+    if shutil.disk_usage("/dev/shm").free < 4 * STORE_BYTES:
+        pytest.skip("Ray needs /dev/shm for its object stores: less than 320 MiB free")
+    cluster = Cluster(initialize_head=True, connect=True,
+                      head_node_args={"num_cpus": 0, "object_store_memory": STORE_BYTES, "include_dashboard": False})
+    for _ in range(2):
+        cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def image_server():
+    """One loopback image server for the module (tests that count hits use paths of their own)."""
+    images = FaultServer()
+    images.routes["/ok/"] = lambda h, hits: h.send_body(200, make_jpeg(zlib.crc32(h.path.encode()) % 1000))
+    thread = threading.Thread(target=images.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield images
+    images.stopping.set()
+    images.shutdown()
+    images.server_close()

@@ -1,0 +1,285 @@
+"""The Ray engine on a head and two worker nodes: same samples, statuses and records as the local engine;
+the stage scripts; the per-host cap and pause held across nodes; a worker node lost mid-download."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tarfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from mlimages.cluster.config import ClusterConfig
+from mlimages.cluster.engines import download_engine, records_mapper
+from mlimages.download import download
+from mlimages.download.tarstream import scan_samples
+from tests.download.fault_server import FAST, Outcome, make_jpeg
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = ClusterConfig(engine="ray", address="")
+
+
+def fault_routes(server) -> None:
+    """Faults by path: 404, 500 then 200, 429 (Retry-After 0) then 200, a web page, and a slow image."""
+    server.routes["/missing/"] = lambda h, n: h.send_body(404, b"", "text/plain")
+    server.routes["/flaky/"] = lambda h, n: (h.send_body(500, b"", "text/plain") if n == 1
+                                             else h.send_body(200, make_jpeg(7)))
+    server.routes["/throttled/"] = lambda h, n: (h.send_body(429, b"", "text/plain", {"Retry-After": "0"}) if n == 1
+                                                 else h.send_body(200, make_jpeg(8)))
+    server.routes["/page/"] = lambda h, n: h.send_body(200, b"<html>removed</html>", "text/html")
+    server.routes["/slow/"] = lambda h, n: (time.sleep(0.03), h.send_body(200, make_jpeg(int(h.path[6:-4]))))
+
+
+def fault_list(server, count: int) -> list[str]:
+    """`count` lines: images, with every kind of fault and a repeated URL sprinkled through."""
+    kinds = ["missing", "flaky", "throttled", "page"]
+    sources = [server.url(f"/{kinds[i // 7 % 4]}/{i}.jpg" if i % 7 == 3 else f"/ok/{i}.jpg") for i in range(count)]
+    sources[20] = sources[2]  # the same shard: line 21 repeats line 3
+    return sources
+
+
+def write_list(folder: Path, sources: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "list.tsv"
+    path.write_text("".join(f"{s}\t{i % 5}:1\t9:0.5\n" for i, s in enumerate(sources)), encoding="utf-8")
+    return path
+
+
+def run(folder: Path, sources: list[str], engine, **overrides) -> Outcome:
+    config = dataclasses.replace(FAST, **overrides)
+    report = download(write_list(folder, sources), folder / "images", folder / "report.json", config, engine=engine)
+    return Outcome(folder / "images", report)
+
+
+def digest(outcome: Outcome) -> dict[int, tuple]:
+    """Per line: status and, when stored, the image's sha256."""
+    return {line: (record["status"], outcome.samples.get(line, {}).get("sha256"))
+            for line, record in outcome.statuses.items()}
+
+
+def records_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_server, tmp_path, hierarchy_file):
+    from mlimages.records.build import build_ml_images
+    from mlimages.records.ordered_map import map_ordered
+    from mlimages.records.config import load_records_config
+
+    fault_routes(image_server)
+    sources = fault_list(image_server, 300)
+    local = run(tmp_path / "local", sources, download_engine(ClusterConfig()), samples_per_shard=25, processes=2)
+    image_server.hits.clear()  # the flaky routes fail their first hit again
+    on_ray = run(tmp_path / "ray", sources, download_engine(RAY), samples_per_shard=25)
+    assert sorted(on_ray.statuses) == list(range(1, 301))  # one record per input line
+    assert digest(on_ray) == digest(local)
+    assert {on_ray.status(i + 1) for i in range(3, 300, 7)} >= {"not_found", "ok", "not_image"}
+    assert on_ray.status(21) == "duplicate"
+    assert {k: v for k, v in on_ray.report.items() if k != "run"} == {k: v for k, v in local.report.items()
+                                                                       if k != "run"}
+    assert not (tmp_path / "ray" / "images" / ".attempts").exists()
+
+    config = dataclasses.replace(load_records_config(REPO / "params.yaml"), min_shards=3)
+    build_ml_images(tmp_path / "local" / "images", hierarchy_file, tmp_path / "rec-local", config, mapper=map_ordered)
+    build_ml_images(tmp_path / "ray" / "images", hierarchy_file, tmp_path / "rec-ray", config,
+                    mapper=records_mapper(dataclasses.replace(RAY, records_chunk=16)))
+    local_records, ray_records = records_of(tmp_path / "rec-local"), records_of(tmp_path / "rec-ray")
+    assert len([name for name in ray_records if name.endswith(".tfrecord")]) >= 3
+    assert ray_records == local_records
+
+
+def test_the_stage_scripts_run_on_ray_from_the_params(ray_cluster, image_server, tmp_path, hierarchy_file):
+    """download_images then build_tfrecords, unchanged DVC commands, `cluster: {engine: ray}` in the params."""
+    import yaml
+
+    from tests.pipelines import load_pipeline
+
+    settings = dataclasses.replace(FAST, samples_per_shard=10)
+    download_section = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()}
+    records_section = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["records"]
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"download": download_section, "records": records_section,
+                                      "cluster": {"engine": "ray", "address": ""}}), encoding="utf-8")
+    list_path = write_list(tmp_path, [image_server.url(f"/ok/{i}.jpg") for i in range(40)])
+    assert load_pipeline("download_images").main(["--list", str(list_path), "--out", str(tmp_path / "images"),
+                                                  "--report", str(tmp_path / "d.json"), "--params", str(params)]) == 0
+    assert Outcome(tmp_path / "images", {}).samples.keys() == set(range(1, 41))
+    assert load_pipeline("build_tfrecords").main(["--images", str(tmp_path / "images"), "--hierarchy",
+                                                  str(hierarchy_file), "--out", str(tmp_path / "records"),
+                                                  "--report", str(tmp_path / "r.json"), "--params", str(params)]) == 0
+    assert '"written": 40' in (tmp_path / "r.json").read_text(encoding="utf-8")
+
+
+def test_a_bad_line_stops_the_ray_run_with_the_local_engines_error(ray_cluster, image_server, tmp_path):
+    """Line 33 has a label that is not a class number: the same one-line error as locally, and the
+    first shard is finished."""
+    from mlimages.errors import InputError
+
+    errors = {}
+    for name, engine in (("local", download_engine(ClusterConfig())), ("ray", download_engine(RAY))):
+        folder = tmp_path / name
+        list_path = write_list(folder, [image_server.url(f"/ok/{i}.jpg") for i in range(60)])
+        lines = list_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines[32] = lines[32].split("\t")[0] + "\tcat:1\n"
+        list_path.write_text("".join(lines), encoding="utf-8")
+        with pytest.raises(InputError) as error:
+            download(list_path, folder / "images", folder / "report.json",
+                     dataclasses.replace(FAST, samples_per_shard=10), engine=engine)
+        errors[name] = (error.value.message, error.value.where.replace(str(folder), "FOLDER"))
+        assert (folder / "images" / "00000.tar").exists()
+    assert errors["ray"] == errors["local"] and "33" in errors["ray"][1]
+
+
+def test_cluster_wide_cap_on_one_host(ray_cluster, tmp_path, caplog):
+    """Four shard tasks on two nodes, four fetch workers each, one host with a fixed cap of 3."""
+    from tests.download.fault_server import FaultServer
+
+    server = FaultServer()
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def counted(handler, hits):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        handler.send_body(200, make_jpeg(zlib.crc32(handler.path.encode()) % 1000))
+
+    server.routes["/c/"] = counted
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        caplog.set_level(logging.INFO, logger="mlimages.cluster")
+        outcome = run(tmp_path, [server.url(f"/c/{i}.jpg") for i in range(120)], download_engine(RAY),
+                      samples_per_shard=15, concurrency=4, per_host_concurrency=3, per_host_concurrency_min=3,
+                      per_host_concurrency_max=3)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome.report["stored"] == 120
+    assert state["most"] == 3  # reached, never passed, with 16 fetch workers on the cluster
+    assert "on 2 nodes" in caplog.text
+
+
+def test_a_503_pauses_the_host_on_every_node(ray_cluster, tmp_path, caplog):
+    """One 503 with Retry-After: 2 from a host that tasks on both nodes are fetching: no node asks it
+    again until the pause is over (requests already sent when the 503 left are allowed a grace)."""
+    from tests.download.fault_server import FaultServer
+
+    server, arrivals, refused = FaultServer(), [], []
+
+    def route(handler, hits):
+        now = time.monotonic()
+        arrivals.append(now)
+        if len(arrivals) == 30:
+            refused.append(now)
+            return handler.send_body(503, b"", "text/plain", {"Retry-After": "2"})
+        time.sleep(0.02)
+        handler.send_body(200, make_jpeg(zlib.crc32(handler.path.encode()) % 1000))
+
+    server.routes["/p/"] = route
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        caplog.set_level(logging.INFO, logger="mlimages.cluster")
+        outcome = run(tmp_path, [server.url(f"/p/{i}.jpg") for i in range(160)], download_engine(RAY),
+                      samples_per_shard=20, concurrency=3, max_retry_after_s=5.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome.report["stored"] == 160 and refused
+    paused = [t - refused[0] for t in arrivals if 0.5 < t - refused[0] < 1.9]
+    assert paused == []
+    assert "on 2 nodes" in caplog.text
+
+
+def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, caplog):
+    """Every reachable image stored once, every line recorded once, archives whole, no temporary files."""
+    fault_routes(image_server)
+    sources = [image_server.url(f"/slow/{i}.jpg" if i % 9 else f"/missing/{i}.jpg") for i in range(320)]
+    out = tmp_path / "images"
+    victim = ray_cluster.list_all_nodes()[-1]
+
+    def remove_when_started():  # four attempts run, two on each node: the victim surely holds some
+        while len(list(out.glob(".attempts/*/*.tar.partial"))) < 3:
+            time.sleep(0.02)
+        ray_cluster.remove_node(victim, allow_graceful=False)
+
+    killer = threading.Thread(target=remove_when_started, daemon=True)
+    killer.start()
+    caplog.set_level(logging.WARNING, logger="mlimages.cluster")
+    try:
+        outcome = run(tmp_path, sources, download_engine(RAY), samples_per_shard=40, concurrency=1)
+    finally:
+        killer.join(timeout=60)
+        ray_cluster.add_node(num_cpus=2, object_store_memory=80 * 2**20)  # the next module finds two workers
+    assert "lost" in caplog.text  # an attempt was retried on the other node
+    assert sorted(outcome.statuses) == list(range(1, 321))
+    reachable = {i + 1 for i in range(320) if i % 9}
+    assert set(outcome.samples) == reachable  # Outcome refuses a sample stored twice
+    assert {line for line, r in outcome.statuses.items() if r["status"] == "ok"} == reachable
+    for archive in sorted(out.glob("*.tar")):
+        with archive.open("rb") as handle:
+            samples, end = scan_samples(handle)
+        assert end + 1024 == archive.stat().st_size  # complete: the end-of-archive blocks follow the last sample
+        with tarfile.open(archive) as readable:
+            assert len(readable.getmembers()) == 2 * len(samples)
+    assert sorted(p.name for p in out.iterdir() if not p.name[:5].isdigit()) == ["fingerprint.json"]
+    assert not [p for p in out.iterdir() if p.name.endswith((".partial", ".tmp"))]
+
+
+def test_a_rerun_after_the_whole_cluster_stopped_resumes_per_sample(image_server, tmp_path):
+    """The stage on a private Ray (`address: ""`), killed with its whole cluster mid-run, then run again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    fault_routes(image_server)
+    settings = dataclasses.replace(FAST, samples_per_shard=20, concurrency=2)
+    section = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"download": section, "cluster": {"engine": "ray", "address": ""}}))
+    sources = [image_server.url(f"/slow/{5000 + i}.jpg") for i in range(200)]
+    list_path, out = write_list(tmp_path, sources), tmp_path / "images"
+    command = [sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out", str(out),
+               "--report", str(tmp_path / "report.json"), "--params", str(params)]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while sum(1 for _ in out.glob(".attempts/*/*.tar.partial")) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # some samples stored, the shards unfinished
+    os.killpg(process.pid, signal.SIGKILL)  # the driver, its private Ray and every task at once
+    process.wait()
+    assert list(out.glob(".attempts/*/*.tar.partial")), "the kill should have interrupted shards"
+    stored_before = count_samples(out)
+    fetched_before = sum(n for path, n in image_server.hits.items() if path.startswith("/slow/5"))
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = Outcome(out, {})  # refuses a sample stored twice
+    assert set(outcome.samples) == set(range(1, 201)) and sorted(outcome.statuses) == list(range(1, 201))
+    fetched = sum(n for path, n in image_server.hits.items() if path.startswith("/slow/5"))
+    # Nothing stored before the kill was fetched again (fewer when a task outlived its driver by a moment:
+    # Ray's own reaper stops the cluster's processes just after the driver's death).
+    assert stored_before > 0 and fetched - fetched_before <= 200 - stored_before
+    assert not (out / ".attempts").exists()
+
+
+def count_samples(out: Path) -> int:
+    """Samples in the committed shards and in the attempts' archives (complete or partial)."""
+    total = 0
+    for path in [*out.glob("*.tar"), *out.glob(".attempts/*/*.tar"), *out.glob(".attempts/*/*.tar.partial")]:
+        with path.open("rb") as handle:
+            total += len(scan_samples(handle)[0])
+    return total
