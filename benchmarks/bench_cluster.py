@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.download_mixes import latency_bound_s, make_mix, make_photos  # noqa: E402
+from benchmarks.download_mixes import latency_bound_s, make_mix, make_photos, repo_download_config  # noqa: E402
 from benchmarks.download_scale import (  # noqa: E402
     BENCH_ATTEMPTS, BENCH_BACKOFF_S, BENCH_DEADLINE_S, peak_rss_mb, spread_list, tls_env,
 )
@@ -44,11 +44,10 @@ STORE_BYTES = 80 * 2**20
 
 
 def download_config(count: int):
-    from mlimages.download import DownloadConfig
-
-    return DownloadConfig(concurrency=CONCURRENCY, processes=2, deadline_s=BENCH_DEADLINE_S,
-                          read_timeout_s=BENCH_DEADLINE_S, max_attempts=BENCH_ATTEMPTS, backoff_base_s=BENCH_BACKOFF_S,
-                          samples_per_shard=max(10, count // 8), min_side=1)
+    return dataclasses.replace(
+        repo_download_config(), concurrency=CONCURRENCY, processes=2, deadline_s=BENCH_DEADLINE_S,
+        read_timeout_s=BENCH_DEADLINE_S, max_attempts=BENCH_ATTEMPTS, backoff_base_s=BENCH_BACKOFF_S,
+        samples_per_shard=max(10, count // 8), min_side=1)
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -91,9 +90,11 @@ def start_cluster():
 def child(args: argparse.Namespace) -> dict:
     """One contender: two downloads into fresh folders, then the records build; its measurements."""
     from mlimages.cluster.config import ClusterConfig
+    from mlimages.config import load_params
 
     ray, cluster = start_cluster() if args.child == "ray" else (None, None)
-    engines = ClusterConfig(engine=args.child, address="", tasks_in_flight=2, records_chunk=8)
+    engines = dataclasses.replace(load_params("cluster", ClusterConfig, REPO / "params.yaml"), engine=args.child,
+                                  address="", tasks_in_flight=2, records_chunk=8)
     try:
         result = child_download(args, engines)
         result["download_workers_mb"] = ray_worker_peak_mb(cluster) if cluster else local_workers_peak_mb()
@@ -127,12 +128,13 @@ def child_download(args: argparse.Namespace, engines) -> dict:
 
 
 def child_records(args: argparse.Namespace, engines) -> dict:
-    from mlimages.cluster.engines import records_mapper
+    from mlimages.cluster.mappers import records_mapper
     from mlimages.records.build import build_ml_images
-    from mlimages.records.config import load_records_config
+    from mlimages.config import load_params
+    from mlimages.records.config import RecordsConfig
 
     out = Path(args.out) / "records"
-    config = dataclasses.replace(load_records_config(REPO / "params.yaml"), num_workers=2, min_shards=2)
+    config = dataclasses.replace(load_params("records", RecordsConfig, REPO / "params.yaml"), num_workers=2, min_shards=2)
     started = time.monotonic()
     report = build_ml_images(Path(args.images), Path(args.hierarchy), out, config, mapper=records_mapper(engines))
     return {"records_s": time.monotonic() - started, "records_written": report["written"],

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mlimages.cluster.config import load_cluster_config
-from mlimages.cluster.engines import records_mapper
+from mlimages.cluster.config import ClusterConfig
+from mlimages.cluster.mappers import records_mapper
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.files import write_report
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config = load_params("records", RecordsConfig, args.params)
-    mapper = records_mapper(load_cluster_config(args.params))  # the `cluster:` params: threads here or Ray tasks
+    mapper = records_mapper(load_params("cluster", ClusterConfig, args.params))  # the `cluster:` params: threads here or Ray tasks
     report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels,
                              dedup=args.dedup, mapper=mapper)
     write_report(report, args.report)

@@ -15,7 +15,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from mlimages.cluster.config import load_cluster_config
+from mlimages.cluster.config import ClusterConfig
 from mlimages.cluster.engines import download_engine
 from mlimages.config import load_params
 from mlimages.download import DownloadConfig, download
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = load_params("download", DownloadConfig, args.params)
-    engine = download_engine(load_cluster_config(args.params))
+    engine = download_engine(load_params("cluster", ClusterConfig, args.params))
     try:
         report = download(args.list, args.out, args.report, config, shard_index=args.shard_index,
                           num_shards=args.num_shards, retry_failures=args.retry_failures, force=args.force,

@@ -8,6 +8,7 @@ from typing import Literal
 import pytest
 import yaml
 
+from mlimages.cluster.config import ClusterConfig
 from mlimages.config import load_params, read_params_file
 from mlimages.dedup.config import DedupConfig
 from mlimages.demo.config import DemoConfig
@@ -103,6 +104,7 @@ STAGE_SECTIONS = [
     ("demo", DemoConfig), ("lists", ListsConfig), ("records", RecordsConfig), ("dedup", DedupConfig),
     ("stats", StatsConfig), ("evaluate", EvaluateConfig), ("registry", RegistryConfig),
     ("download", DownloadConfig), ("pretrain", PretrainConfig), ("finetune", FinetuneConfig),
+    ("cluster", ClusterConfig),
 ]
 
 

@@ -1,17 +1,15 @@
 """The `cluster:` section of params.yaml: which engine runs the data stages, and where.
 
-`local` (the default) runs the shard tasks in this machine's processes. `ray` submits them to a Ray
-cluster from the same stage scripts: scale is a params change, never a code fork. A params file
-without the section runs locally, so older params files keep working.
+`local` runs the shard tasks in this machine's processes. `ray` submits them to a Ray cluster from
+the same stage scripts: scale is a params change, never a code fork. Like every section, its values
+live only in params.yaml.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from mlimages.config import DEFAULT_PARAMS, build_config, read_params_file
 from mlimages.errors import InputError
 
 
@@ -29,11 +27,11 @@ class ClusterConfig:
         records_chunk: images per transcode task of the records build.
     """
 
-    engine: Literal["local", "ray"] = "local"
-    address: str = "auto"
-    shard_attempts: int = 3
-    tasks_in_flight: int = 0
-    records_chunk: int = 64
+    engine: Literal["local", "ray"]
+    address: str
+    shard_attempts: int
+    tasks_in_flight: int
+    records_chunk: int
 
     def __post_init__(self):
         if self.shard_attempts < 1:
@@ -44,9 +42,11 @@ class ClusterConfig:
             raise InputError(f"must be at least 1, got {self.records_chunk}", "params.yaml: cluster.records_chunk")
 
 
-def load_cluster_config(path: str | Path = DEFAULT_PARAMS) -> ClusterConfig:
-    """Read the `cluster:` section; a file without one gets the local engine."""
-    section = read_params_file(path).get("cluster")
-    if section is None:
-        return ClusterConfig()
-    return build_config(ClusterConfig, section, where=f"{path}: cluster")
+
+def require_ray() -> None:
+    """Ray is imported only when the params ask for it: the local engine needs no Ray installed."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise InputError("engine ray needs the ray extra: pip install 'mlimages[ray]'",
+                         "params.yaml: cluster.engine") from None

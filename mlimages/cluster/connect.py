@@ -12,6 +12,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mlimages.errors import InputError
 
+# The runtime environment of every task: MALLOC_ARENA_MAX from the worker's start, since Ray's own
+# threads allocate before a task could cap the arenas.
+WORKER_ENV = {"env_vars": {"MALLOC_ARENA_MAX": "2"}}
+
 
 def connect(address: str) -> None:
     """Connect this process to the cluster at `address` (once)."""

@@ -25,8 +25,7 @@ from typing import Callable, Iterable, Iterator
 import ray
 
 from mlimages.cluster.config import ClusterConfig
-from mlimages.cluster.connect import connect
-from mlimages.cluster.shard_task import WORKER_ENV
+from mlimages.cluster.connect import WORKER_ENV, connect
 
 
 def transcode_chunk(function: Callable, items: list) -> list:

@@ -16,6 +16,7 @@ import ray
 
 from mlimages.cluster.attempts import seed_attempt
 from mlimages.cluster.budget import RemoteBudget
+from mlimages.cluster.connect import WORKER_ENV
 from mlimages.download.engines import limit_malloc_arenas
 from mlimages.download.hosts import HostGate
 from mlimages.download.progress import ProgressSender
@@ -56,8 +57,6 @@ def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple
     return ("done", token, tally, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, node)
 
 
-# MALLOC_ARENA_MAX from the worker's start: Ray's own threads allocate before a task could cap the arenas.
-WORKER_ENV = {"env_vars": {"MALLOC_ARENA_MAX": "2"}}
 remote_attempt = ray.remote(num_cpus=1, max_retries=0, runtime_env=WORKER_ENV)(run_attempt)
 
 

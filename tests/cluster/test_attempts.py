@@ -12,10 +12,12 @@ import pytest
 from mlimages.cluster.attempts import (
     attempt_folder, attempt_token, commit, earlier_attempts, remove_attempts_folder, seed_attempt,
 )
-from mlimages.cluster.config import ClusterConfig, load_cluster_config
+from mlimages.cluster.config import ClusterConfig
+from mlimages.config import load_params
 from mlimages.download.task import ShardTask, TaskSettings, local_services, run_tasks
 from mlimages.errors import InputError
 from tests.download.fault_server import FAST, Outcome, slow_numbered_jpeg
+from tests.factories import params_config, write_params
 
 LINES = 30
 
@@ -87,16 +89,13 @@ def test_an_attempt_never_touches_a_later_attempts_folder(tmp_path):
 
 
 def test_cluster_params(tmp_path):
-    params = tmp_path / "params.yaml"
-    params.write_text("download: {}\n", encoding="utf-8")
-    assert load_cluster_config(params) == ClusterConfig(engine="local")
-    params.write_text("cluster:\n  engine: spark\n", encoding="utf-8")
+    assert params_config("cluster", ClusterConfig).engine == "local"
+    params = write_params(tmp_path / "params.yaml", cluster={"engine": "spark"})
     with pytest.raises(InputError, match="must be one of 'local', 'ray'") as error:
-        load_cluster_config(params)
+        load_params("cluster", ClusterConfig, params)
     assert error.value.where == f"{params}: cluster.engine"
-    params.write_text("cluster:\n  engine: ray\n  shard_attempts: 0\n", encoding="utf-8")
     with pytest.raises(InputError, match="at least 1"):
-        load_cluster_config(params)
+        params_config("cluster", ClusterConfig, engine="ray", shard_attempts=0)
 
 
 def test_a_bounded_wait_for_a_host_slot_says_not_yet():

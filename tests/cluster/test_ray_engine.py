@@ -14,15 +14,17 @@ from pathlib import Path
 import pytest
 
 from mlimages.cluster.config import ClusterConfig
-from mlimages.cluster.engines import download_engine, records_mapper
+from mlimages.cluster.engines import download_engine
+from mlimages.cluster.mappers import records_mapper
 from mlimages.download import download
 from mlimages.download.tarstream import scan_samples
 from tests.download.fault_server import FAST, Outcome, make_jpeg
+from tests.factories import params_config
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-RAY = ClusterConfig(engine="ray", address="")
+RAY = params_config("cluster", ClusterConfig, engine="ray", address="")
 
 
 def fault_routes(server) -> None:
@@ -70,11 +72,11 @@ def records_of(folder: Path) -> dict[str, bytes]:
 def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_server, tmp_path, hierarchy_file):
     from mlimages.records.build import build_ml_images
     from mlimages.records.ordered_map import map_ordered
-    from mlimages.records.config import load_records_config
+    from mlimages.records.config import RecordsConfig
 
     fault_routes(image_server)
     sources = fault_list(image_server, 300)
-    local = run(tmp_path / "local", sources, download_engine(ClusterConfig()), samples_per_shard=25, processes=2)
+    local = run(tmp_path / "local", sources, download_engine(params_config("cluster", ClusterConfig)), samples_per_shard=25, processes=2)
     image_server.hits.clear()  # the flaky routes fail their first hit again
     on_ray = run(tmp_path / "ray", sources, download_engine(RAY), samples_per_shard=25)
     assert sorted(on_ray.statuses) == list(range(1, 301))  # one record per input line
@@ -85,7 +87,7 @@ def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_serv
                                                                        if k != "run"}
     assert not (tmp_path / "ray" / "images" / ".attempts").exists()
 
-    config = dataclasses.replace(load_records_config(REPO / "params.yaml"), min_shards=3)
+    config = params_config("records", RecordsConfig, min_shards=3)
     build_ml_images(tmp_path / "local" / "images", hierarchy_file, tmp_path / "rec-local", config, mapper=map_ordered)
     build_ml_images(tmp_path / "ray" / "images", hierarchy_file, tmp_path / "rec-ray", config,
                     mapper=records_mapper(dataclasses.replace(RAY, records_chunk=16)))
@@ -122,7 +124,7 @@ def test_a_bad_line_stops_the_ray_run_with_the_local_engines_error(ray_cluster, 
     from mlimages.errors import InputError
 
     errors = {}
-    for name, engine in (("local", download_engine(ClusterConfig())), ("ray", download_engine(RAY))):
+    for name, engine in (("local", download_engine(params_config("cluster", ClusterConfig))), ("ray", download_engine(RAY))):
         folder = tmp_path / name
         list_path = write_list(folder, [image_server.url(f"/ok/{i}.jpg") for i in range(60)])
         lines = list_path.read_text(encoding="utf-8").splitlines(keepends=True)
