@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from mlimages.config import load_params, read_params_file
+from mlimages.config import build_config, read_params_file
 from mlimages.records.index import write_classes
 from mlimages.records.schema import encode_example
 from mlimages.records.writer import ShardWriter
@@ -60,10 +60,12 @@ def write_classes_file(path: Path, names: Sequence[str]) -> Path:
 def params_config(section: str, cls: type[T], **overrides: Any) -> T:
     """The repository's params.yaml `section` as `cls`, with `overrides` on top.
 
-    Read by the real loader, so a test states only the values it cares about and every other value
-    is the one the stages use; an override is checked like a params file value.
+    Built by the real loader, so a test states only the values it cares about and every other value
+    is the one the stages use; an override is checked like a params file value (and taken as the
+    Python value it is, not parsed as YAML as a command-line override would be).
     """
-    return load_params(section, cls, REPO_PARAMS, overrides)
+    values = {**read_params_file(REPO_PARAMS)[section], **overrides}
+    return build_config(cls, values, where=f"{REPO_PARAMS}: {section}")
 
 
 def write_params(path: Path, **changes: dict) -> Path:
