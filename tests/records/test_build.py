@@ -17,7 +17,7 @@ from PIL import Image
 
 from mlimages.errors import InputError
 from mlimages.images import ImageError
-from mlimages.records import build
+from mlimages.records import transcode
 from mlimages.records.build import build_ml_images
 from mlimages.records.config import RecordsConfig
 from mlimages.records.index import list_shards, read_index
@@ -143,5 +143,5 @@ def test_an_unexpected_decoder_exception_is_a_skipped_image(monkeypatch):
         raise struct.error("unpack requires a buffer of 4 bytes")  # as from a malformed EXIF block
 
     monkeypatch.setattr("mlimages.records.transcode.load_rgb", explode)  # transcode lives there, TensorFlow-free
-    result = build.transcode(make_jpeg(), CONFIG)
+    result = transcode.transcode(make_jpeg(), CONFIG)
     assert isinstance(result, ImageError) and result.reason == "decode_error" and "unpack requires" in str(result)
