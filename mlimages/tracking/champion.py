@@ -77,17 +77,60 @@ def select_headline_metrics(metrics: dict[str, float], metric: str) -> dict[str,
 
 
 def update_champion(name: str, version: str, metric: str) -> bool:
-    """Move `champion` to `version` if there is none or it beats the champion on `metric` (strictly)."""
+    """Move `champion` to `version` if there is none or it beats the champion on `metric` (strictly).
+
+    How a race is resolved: the registry has no compare-and-set for aliases, so two evaluations
+    finishing together can both read the old champion, both decide to move, and the worse one can
+    write last. So every evaluation writes its metric tag before it reads (`record_evaluation`), and
+    after moving the alias it re-reads every version's metric and moves the alias on to the best one
+    if that beats the alias's version, until a re-read agrees. The last alias write is followed by
+    such a re-read, which sees every tag written before it; a tag written after it belongs to an
+    evaluation that reads the alias later and moves it if it wins. So the alias ends on the best
+    evaluated version, whatever the interleaving; ties keep the version already there.
+
+    Returns:
+        True when `version` holds the alias afterwards.
+    """
     client = mlflow.MlflowClient()
     value = float(client.get_model_version(name, version).tags[f"{EVAL_PREFIX}{metric}"])
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        current = None
+    current = read_champion(client, name)
     if current is not None and str(current.version) != str(version):
         best = current.tags.get(f"{EVAL_PREFIX}{metric}")
         if best is not None and value <= float(best):
             return False
-    client.set_registered_model_alias(name, CHAMPION, str(version))
-    _log.info("%s: champion is now version %s (%s = %.4f)", name, version, metric, value)
-    return True
+    holder = str(version)
+    for _ in range(MAX_REPAIRS):
+        client.set_registered_model_alias(name, CHAMPION, holder)
+        _log.info("%s: champion is now version %s (%s)", name, holder, metric)
+        better = find_better_version(client, name, metric)
+        if better is None:
+            break
+        holder = better
+    return str(version) == holder
+
+
+MAX_REPAIRS = 20  # each repair moves the alias to a strictly better version: a bound on a pathological race
+
+
+def read_champion(client, name: str):
+    """The version holding `champion`, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def find_better_version(client, name: str, metric: str) -> str | None:
+    """A version whose `metric` beats the current champion's (the best such), or None.
+
+    Read after every alias move: the repair step of `update_champion`.
+    """
+    champion = read_champion(client, name)
+    key = f"{EVAL_PREFIX}{metric}"
+    scores = {str(v.version): float(v.tags[key]) for v in client.search_model_versions(f"name = '{name}'")
+              if key in v.tags}
+    if not scores:
+        return None
+    best = max(scores, key=lambda v: (scores[v], -int(v)))
+    held = scores.get(str(champion.version)) if champion is not None else None
+    return best if held is None or scores[best] > held else None
