@@ -51,19 +51,24 @@ def show_champion(name: str, metric: str) -> None:
     """Put the champion and its metric on the registered model itself (tag and description).
 
     The registry's models list shows a model's tags and description but only one of its aliases,
-    so without this the champion's number is a click away on every model.
+    so without this the champion's number is a click away on every model. Written, then checked
+    against a fresh read of the alias and written again if the alias moved meanwhile: a concurrent
+    evaluation's stale write is always followed by its own check, so the last word names the holder.
     """
     client = mlflow.MlflowClient()
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return
-    value = champion.tags.get(f"{EVAL_PREFIX}{metric}", "?")
-    shown = f"{100 * float(value):.2f}%" if value != "?" else value
-    client.set_registered_model_tag(name, CHAMPION, f"v{champion.version} {metric} {shown}")
-    client.update_registered_model(
-        name, description=f"Champion: version {champion.version} ({metric} {shown}). ResNet checkpoints of mlimages; "
-                          f"load it as models:/{name}@{CHAMPION}.")
+    champion = read_champion(client, name)
+    for _ in range(MAX_REPAIRS):
+        if champion is None:
+            return
+        value = champion.tags.get(f"{EVAL_PREFIX}{metric}", "?")
+        shown = f"{100 * float(value):.2f}%" if value != "?" else value
+        client.set_registered_model_tag(name, CHAMPION, f"v{champion.version} {metric} {shown}")
+        client.update_registered_model(
+            name, description=f"Champion: version {champion.version} ({metric} {shown}). ResNet checkpoints of "
+                              f"mlimages; load it as models:/{name}@{CHAMPION}.")
+        shown_version, champion = champion, read_champion(client, name)
+        if champion is not None and (champion.version, champion.tags) == (shown_version.version, shown_version.tags):
+            return
 
 
 def select_headline_metrics(metrics: dict[str, float], metric: str) -> dict[str, float]:
