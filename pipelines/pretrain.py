@@ -15,6 +15,7 @@ import sys
 
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
+from mlimages.tracking.outbox import TrackingLost
 from mlimages.tracking.runs import configure_tracking
 from mlimages.train.fit import TrainingDiverged, WorkerLost, fit
 from mlimages.train.config import PretrainConfig, parse_overrides
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except WorkerLost as error:
         print(f"error: {error}", file=sys.stderr)
         return 4
+    except TrackingLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 5
     return 0
 
 
