@@ -91,7 +91,9 @@ def update_champion(name: str, version: str, metric: str) -> bool:
     if that beats the alias's version, until a re-read agrees. The last alias write is followed by
     such a re-read, which sees every tag written before it; a tag written after it belongs to an
     evaluation that reads the alias later and moves it if it wins. So the alias ends on the best
-    evaluated version, whatever the interleaving; ties keep the version already there.
+    evaluated version, whatever the interleaving; ties keep the version already there. (A champion
+    re-evaluated lower keeps the alias until another evaluation moves it: then the re-read may
+    move it on to an earlier version that now scores best.)
 
     Returns:
         True when `version` holds the alias afterwards.
@@ -99,7 +101,9 @@ def update_champion(name: str, version: str, metric: str) -> bool:
     client = mlflow.MlflowClient()
     value = float(client.get_model_version(name, version).tags[f"{EVAL_PREFIX}{metric}"])
     current = read_champion(client, name)
-    if current is not None and str(current.version) != str(version):
+    if current is not None and str(current.version) == str(version):
+        return True  # re-evaluating the champion keeps it, whatever its new number: nothing moves
+    if current is not None:
         best = current.tags.get(f"{EVAL_PREFIX}{metric}")
         if best is not None and value <= float(best):
             return False
