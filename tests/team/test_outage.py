@@ -22,7 +22,7 @@ from .team_server import EXPERIMENT, RESEARCHER
 
 REPO = Path(__file__).resolve().parents[2]
 OUTAGE_S = 30
-CHECKPOINT_EVERY = 10
+CHECKPOINT_EVERY = 20
 
 pytestmark = pytest.mark.slow  # trains through two outages of the real server: minutes
 
@@ -31,7 +31,8 @@ def write_params(path: Path, steps: int) -> None:
     import yaml
 
     section = tiny_section("pretrain", {"experiment": EXPERIMENT, "steps": steps, "log_every_steps": 1,
-                                        "checkpoint_every_steps": CHECKPOINT_EVERY, "val_examples": 8})
+                                        "checkpoint_every_steps": CHECKPOINT_EVERY, "checkpoint_every_epochs": 0,
+                                        "val_examples": 8})
     path.write_text(yaml.safe_dump({"pretrain": section}), encoding="utf-8")
 
 
@@ -87,7 +88,7 @@ def assert_logged_once(client, lab: Path, steps: int) -> None:
 
 
 def test_training_goes_on_through_a_30_second_outage(team_server, records, researcher, tmp_path):
-    steps = 120
+    steps = 400
     write_params(tmp_path / "params.yaml", steps)
     process = start_training(team_server, records, tmp_path)
     try:
