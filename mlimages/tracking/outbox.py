@@ -72,6 +72,8 @@ def is_outage(error: BaseException) -> bool:
     """
     if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
         return True
+    if isinstance(error, requests.HTTPError):  # an artifact upload answered by a proxy or a failing server
+        return error.response is not None and error.response.status_code >= 500
     return isinstance(error, MlflowException) and error.get_http_status_code() >= 500
 
 
@@ -166,8 +168,8 @@ class TrackingOutbox:
                 return self._check_limit()
             self._forget(self.pending.pop(0))
         if self.outage_since is not None:
-            _log.warning("tracking server back after %.0f s; everything kept meanwhile is logged",
-                         self.clock() - self.outage_since)
+            _log.warning("tracking server answers again: everything kept since it stopped answering %.0f s ago "
+                         "is logged", self.clock() - self.outage_since)
         self.outage_since = None
         self._write_journal()
 
@@ -183,8 +185,7 @@ class TrackingOutbox:
             metrics = [Metric(key, value, item["timestamp"], item["step"]) for key, value in item["values"].items()]
             mlflow.MlflowClient().log_batch(self.run_id, metrics=metrics)
             return
-        if any(int(m.tags[STEP_TAG]) == item["step"] and str(m.status).endswith("READY")
-               for m in find_checkpoints(self.run_id)):
+        if any(int(m.tags[STEP_TAG]) == item["step"] for m in find_checkpoints(self.run_id)):
             return  # sent before the connection broke: the server has it
         import keras
 

@@ -106,7 +106,7 @@ def test_training_goes_on_through_a_30_second_outage(team_server, records, resea
             team_server.start(team_server.root / "team.yaml")
     assert during >= stopped_at + CHECKPOINT_EVERY, f"training stood still: step {stopped_at} -> {during}"
     log = (tmp_path / "train.log").read_text()
-    assert "tracking server unreachable" in log and "tracking server back after" in log
+    assert "tracking server unreachable" in log and "tracking server answers again" in log
     assert_logged_once(researcher, tmp_path, steps)
 
 
