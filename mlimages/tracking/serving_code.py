@@ -49,13 +49,14 @@ def stage_served_package(folder: Path) -> Path:
 @contextlib.contextmanager
 def importable(folder: Path):
     """The staged package importable while MLflow runs the entry file at logging time (it checks that the
-    file sets a model), then forgotten: a model loaded later in this process imports its own copy."""
-    before = set(sys.modules)
+    file sets a model, and loads the saved model to check the input example), then forgotten: a model loaded
+    later in this process imports its own copy, and no path into a deleted temporary folder stays behind."""
+    before, paths = set(sys.modules), list(sys.path)
     sys.path.insert(0, str(folder))
     try:
         yield
     finally:
-        sys.path.remove(str(folder))
+        sys.path[:] = [path for path in sys.path if path in paths]
         for name in set(sys.modules) - before:
             if name == SERVED_PACKAGE or name.startswith(SERVED_PACKAGE + "."):
                 del sys.modules[name]
