@@ -115,7 +115,8 @@ def update_champion(name: str, version: str, metric: str) -> bool:
         if better is None:
             break
         holder = better
-    return str(version) == holder
+    final = read_champion(client, name)  # another evaluation may have moved it on since
+    return final is not None and str(final.version) == str(version)
 
 
 MAX_REPAIRS = 20  # each repair moves the alias to a strictly better version: a bound on a pathological race
