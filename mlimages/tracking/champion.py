@@ -109,7 +109,7 @@ def update_champion(name: str, version: str, metric: str) -> bool:
             return False
     holder = str(version)
     for _ in range(MAX_REPAIRS):
-        client.set_registered_model_alias(name, CHAMPION, holder)
+        set_champion(client, name, holder)
         _log.info("%s: champion is now version %s (%s)", name, holder, metric)
         better = find_better_version(client, name, metric)
         if better is None:
@@ -120,6 +120,25 @@ def update_champion(name: str, version: str, metric: str) -> bool:
 
 
 MAX_REPAIRS = 20  # each repair moves the alias to a strictly better version: a bound on a pathological race
+
+
+DUPLICATE_KEY = re.compile(r"duplicate key|UniqueViolation|UNIQUE constraint failed")
+
+
+def set_champion(client, name: str, version: str) -> None:
+    """Point `champion` at `version`.
+
+    MLflow sets an alias by looking it up and then inserting or updating it: when two evaluations
+    create the alias at the same moment, the second insert breaks the database's unique key (a 400
+    from the server). The alias exists by then, so setting it again is an update.
+    """
+    for attempt in range(3):
+        try:
+            client.set_registered_model_alias(name, CHAMPION, version)
+            return
+        except MlflowException as error:
+            if attempt == 2 or not DUPLICATE_KEY.search(str(error)):
+                raise
 
 
 def read_champion(client, name: str):

@@ -1,5 +1,6 @@
 """Two evaluations finishing at the same moment, against the team server on PostgreSQL: `champion`
-ends on the better version every time, and the model's champion tag names it."""
+ends on the better version every time, and the model's champion tag names it. Even rounds race on a
+new model (both create the alias at once), odd rounds on one model whose champion both want to replace."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 MODEL = "race-champion"
 METRIC = "top1_224"
-ROUNDS = 8
+ROUNDS = 12
 
-pytestmark = pytest.mark.slow  # 16 concurrent evaluations through the real server: about a minute on two cores
+pytestmark = pytest.mark.slow  # 24 concurrent evaluations through the real server: a few minutes on two cores
 
 
 @pytest.fixture
@@ -64,6 +65,8 @@ class MoveCounter(logging.Handler):
 def test_two_evaluations_at_once_leave_champion_on_the_better_version(team_server, researcher):
     run_id, source = make_source(team_server)
     researcher.create_registered_model(MODEL)
+    for round_ in range(0, ROUNDS, 2):
+        researcher.create_registered_model(f"{MODEL}-{round_}")
     counter = MoveCounter()
     logger = logging.getLogger("mlimages.tracking.champion")
     logger.addHandler(counter)
@@ -72,8 +75,9 @@ def test_two_evaluations_at_once_leave_champion_on_the_better_version(team_serve
     raced = 0
     try:
         for round_ in range(ROUNDS):
-            versions = [researcher.create_model_version(MODEL, source, run_id).version for _ in range(2)]
-            scores = [0.1 + 0.1 * round_, 0.15 + 0.1 * round_]  # the second better, both beat every earlier round
+            model = MODEL if round_ % 2 else f"{MODEL}-{round_}"
+            versions = [researcher.create_model_version(model, source, run_id).version for _ in range(2)]
+            scores = [0.1 + 0.05 * round_, 0.12 + 0.05 * round_]  # the second better, both beat every earlier round
             if round_ % 2:
                 scores.reverse()
             barrier, errors = threading.Barrier(2), []
@@ -81,7 +85,7 @@ def test_two_evaluations_at_once_leave_champion_on_the_better_version(team_serve
             def evaluate(version, score):
                 try:
                     barrier.wait(timeout=60)
-                    record_evaluation(MODEL, version, {METRIC: score}, "race", METRIC)
+                    record_evaluation(model, version, {METRIC: score}, "race", METRIC)
                 except Exception as error:  # reported below, with the round
                     errors.append(error)
 
@@ -93,9 +97,9 @@ def test_two_evaluations_at_once_leave_champion_on_the_better_version(team_serve
                 thread.join(timeout=300)
             assert not errors, f"round {round_}: {errors}"
             better = versions[scores.index(max(scores))]
-            champion = researcher.get_model_version_by_alias(MODEL, "champion")
+            champion = researcher.get_model_version_by_alias(model, "champion")
             assert str(champion.version) == str(better), f"round {round_}: champion {champion.version}, {scores}"
-            shown = researcher.get_registered_model(MODEL).tags["champion"]
+            shown = researcher.get_registered_model(model).tags["champion"]
             assert shown.startswith(f"v{better} "), f"round {round_}: the model says {shown}"
             raced += len(set(counter.moves[moves_before:])) > 1
     finally:
