@@ -62,7 +62,7 @@ def show_champion(name: str, metric: str) -> None:
             return
         value = champion.tags.get(f"{EVAL_PREFIX}{metric}", "?")
         shown = f"{100 * float(value):.2f}%" if value != "?" else value
-        client.set_registered_model_tag(name, CHAMPION, f"v{champion.version} {metric} {shown}")
+        retry_duplicate_key(client.set_registered_model_tag, name, CHAMPION, f"v{champion.version} {metric} {shown}")
         client.update_registered_model(
             name, description=f"Champion: version {champion.version} ({metric} {shown}). ResNet checkpoints of "
                               f"mlimages; load it as models:/{name}@{CHAMPION}.")
@@ -126,15 +126,20 @@ DUPLICATE_KEY = re.compile(r"duplicate key|UniqueViolation|UNIQUE constraint fai
 
 
 def set_champion(client, name: str, version: str) -> None:
-    """Point `champion` at `version`.
+    """Point `champion` at `version` (see `retry_duplicate_key`)."""
+    retry_duplicate_key(client.set_registered_model_alias, name, CHAMPION, version)
 
-    MLflow sets an alias by looking it up and then inserting or updating it: when two evaluations
-    create the alias at the same moment, the second insert breaks the database's unique key (a 400
-    from the server). The alias exists by then, so setting it again is an update.
+
+def retry_duplicate_key(write, *args) -> None:
+    """Call `write(*args)`, once more if a concurrent write created the same row first.
+
+    MLflow sets an alias or a registered model's tag by looking it up, then inserting or updating
+    it: when two evaluations create it at the same moment, the second insert breaks the database's
+    unique key (a 400 from the server). The row exists by then, so writing again is an update.
     """
     for attempt in range(3):
         try:
-            client.set_registered_model_alias(name, CHAMPION, version)
+            write(*args)
             return
         except MlflowException as error:
             if attempt == 2 or not DUPLICATE_KEY.search(str(error)):
