@@ -46,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_tracking()
     if not any(os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")):
         use_experiment("mlimages")
-    with mlflow.start_run():
+    with mlflow.start_run() as run:
         mlflow.set_tags({**lineage_tags(), TASK_TAG: EVALUATE_TASK})
-        settings = {f"evaluate.{k}": v for k, v in vars(config).items()}
-        mlflow.log_params({"model_uri": args.model_uri, "leaked": args.leaked, **settings})  # as `mlflow run` logs it
+        given = {"model_uri": args.model_uri, "leaked": args.leaked,
+                 **{f"evaluate.{key}": value for key, value in vars(config).items()}}
+        mlflow.log_params({k: v for k, v in given.items() if k not in run.data.params})  # `mlflow run` quotes '' its way
         results = evaluate_uri(args.model_uri, config, registry_config, args.records or None, trainable, leaked)
     write_results(results, args.model_uri, args.out)
     return 0

@@ -40,7 +40,7 @@ def load_serving_model(uri: str):
         raise InputError(f"cannot load the model ({str(error).splitlines()[0]})", uri) from None
     from mlimages.tracking.serving import ImageClassifier
 
-    if not isinstance(model.unwrap_python_model(), ImageClassifier):
+    if getattr(model.unwrap_python_model(), "contract", None) != ImageClassifier.contract:
         raise InputError("not an mlimages serving model (use a registered version: models:/NAME@ALIAS)", uri)
     return model
 

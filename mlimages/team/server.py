@@ -10,12 +10,14 @@ on the first start, and a default password would be the same on every installati
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -74,7 +76,12 @@ def format_auth_ini(config: ServerConfig) -> str:
 
 
 def serve(config: ServerConfig, environ: dict[str, str] | None = None) -> int:
-    """Run the server until it exits or this process gets SIGTERM/SIGINT; returns its exit status."""
+    """Run the server until it exits or this process gets SIGTERM/SIGINT; returns its exit status.
+
+    The server runs in a process group of its own, and a signal goes to the whole group: `mlflow
+    server` spawns workers and job runners that a signal to it alone would leave running (holding
+    the port and the database). Whatever of the group outlives the server is stopped afterwards.
+    """
     environ = dict(os.environ if environ is None else environ)
     check_secrets(environ)
     command = build_command(config)
@@ -83,11 +90,32 @@ def serve(config: ServerConfig, environ: dict[str, str] | None = None) -> int:
         ini.write_text(format_auth_ini(config), encoding="utf-8")
         environ["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
         _log.info("starting: %s", " ".join(command))
-        child = subprocess.Popen(command, env=environ)
+        child = subprocess.Popen(command, env=environ, start_new_session=True)
 
         def forward(signum, frame):  # the server stops its workers and exits; the temp folder goes with us
-            child.send_signal(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signum)
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, forward)
-        return child.wait()
+        try:
+            return child.wait()
+        finally:
+            stop_group(child.pid)
+
+
+def stop_group(group: int, grace_s: float = 10.0) -> None:
+    """SIGTERM to what is left of process group `group`, then SIGKILL after `grace_s`."""
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)

@@ -51,19 +51,24 @@ def show_champion(name: str, metric: str) -> None:
     """Put the champion and its metric on the registered model itself (tag and description).
 
     The registry's models list shows a model's tags and description but only one of its aliases,
-    so without this the champion's number is a click away on every model.
+    so without this the champion's number is a click away on every model. Written, then checked
+    against a fresh read of the alias and written again if the alias moved meanwhile: a concurrent
+    evaluation's stale write is always followed by its own check, so the last word names the holder.
     """
     client = mlflow.MlflowClient()
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return
-    value = champion.tags.get(f"{EVAL_PREFIX}{metric}", "?")
-    shown = f"{100 * float(value):.2f}%" if value != "?" else value
-    client.set_registered_model_tag(name, CHAMPION, f"v{champion.version} {metric} {shown}")
-    client.update_registered_model(
-        name, description=f"Champion: version {champion.version} ({metric} {shown}). ResNet checkpoints of mlimages; "
-                          f"load it as models:/{name}@{CHAMPION}.")
+    champion = read_champion(client, name)
+    for _ in range(MAX_REPAIRS):
+        if champion is None:
+            return
+        value = champion.tags.get(f"{EVAL_PREFIX}{metric}", "?")
+        shown = f"{100 * float(value):.2f}%" if value != "?" else value
+        retry_duplicate_key(client.set_registered_model_tag, name, CHAMPION, f"v{champion.version} {metric} {shown}")
+        client.update_registered_model(
+            name, description=f"Champion: version {champion.version} ({metric} {shown}). ResNet checkpoints of "
+                              f"mlimages; load it as models:/{name}@{CHAMPION}.")
+        shown_version, champion = champion, read_champion(client, name)
+        if champion is not None and (champion.version, champion.tags) == (shown_version.version, shown_version.tags):
+            return
 
 
 def select_headline_metrics(metrics: dict[str, float], metric: str) -> dict[str, float]:
@@ -77,17 +82,89 @@ def select_headline_metrics(metrics: dict[str, float], metric: str) -> dict[str,
 
 
 def update_champion(name: str, version: str, metric: str) -> bool:
-    """Move `champion` to `version` if there is none or it beats the champion on `metric` (strictly)."""
+    """Move `champion` to `version` if there is none or it beats the champion on `metric` (strictly).
+
+    How a race is resolved: the registry has no compare-and-set for aliases, so two evaluations
+    finishing together can both read the old champion, both decide to move, and the worse one can
+    write last. So every evaluation writes its metric tag before it reads (`record_evaluation`), and
+    after moving the alias it re-reads every version's metric and moves the alias on to the best one
+    if that beats the alias's version, until a re-read agrees. The last alias write is followed by
+    such a re-read, which sees every tag written before it; a tag written after it belongs to an
+    evaluation that reads the alias later and moves it if it wins. So the alias ends on the best
+    evaluated version, whatever the interleaving; ties keep the version already there. (A champion
+    re-evaluated lower keeps the alias until another evaluation moves it: then the re-read may
+    move it on to an earlier version that now scores best.)
+
+    Returns:
+        True when `version` holds the alias afterwards.
+    """
     client = mlflow.MlflowClient()
     value = float(client.get_model_version(name, version).tags[f"{EVAL_PREFIX}{metric}"])
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        current = None
-    if current is not None and str(current.version) != str(version):
+    current = read_champion(client, name)
+    if current is not None and str(current.version) == str(version):
+        return True  # re-evaluating the champion keeps it, whatever its new number: nothing moves
+    if current is not None:
         best = current.tags.get(f"{EVAL_PREFIX}{metric}")
         if best is not None and value <= float(best):
             return False
-    client.set_registered_model_alias(name, CHAMPION, str(version))
-    _log.info("%s: champion is now version %s (%s = %.4f)", name, version, metric, value)
-    return True
+    holder = str(version)
+    for _ in range(MAX_REPAIRS):
+        set_champion(client, name, holder)
+        _log.info("%s: champion is now version %s (%s)", name, holder, metric)
+        better = find_better_version(client, name, metric)
+        if better is None:
+            break
+        holder = better
+    final = read_champion(client, name)  # another evaluation may have moved it on since
+    return final is not None and str(final.version) == str(version)
+
+
+MAX_REPAIRS = 20  # each repair moves the alias to a strictly better version: a bound on a pathological race
+
+
+DUPLICATE_KEY = re.compile(r"duplicate key|UniqueViolation|UNIQUE constraint failed")
+
+
+def set_champion(client, name: str, version: str) -> None:
+    """Point `champion` at `version` (see `retry_duplicate_key`)."""
+    retry_duplicate_key(client.set_registered_model_alias, name, CHAMPION, version)
+
+
+def retry_duplicate_key(write, *args) -> None:
+    """Call `write(*args)`, once more if a concurrent write created the same row first.
+
+    MLflow sets an alias or a registered model's tag by looking it up, then inserting or updating
+    it: when two evaluations create it at the same moment, the second insert breaks the database's
+    unique key (a 400 from the server). The row exists by then, so writing again is an update.
+    """
+    for attempt in range(3):
+        try:
+            write(*args)
+            return
+        except MlflowException as error:
+            if attempt == 2 or not DUPLICATE_KEY.search(str(error)):
+                raise
+
+
+def read_champion(client, name: str):
+    """The version holding `champion`, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def find_better_version(client, name: str, metric: str) -> str | None:
+    """A version whose `metric` beats the current champion's (the best such), or None.
+
+    Read after every alias move: the repair step of `update_champion`.
+    """
+    champion = read_champion(client, name)
+    key = f"{EVAL_PREFIX}{metric}"
+    scores = {str(v.version): float(v.tags[key]) for v in client.search_model_versions(f"name = '{name}'")
+              if key in v.tags}
+    if not scores:
+        return None
+    best = max(scores, key=lambda v: (scores[v], -int(v)))
+    held = scores.get(str(champion.version)) if champion is not None else None
+    return best if held is None or scores[best] > held else None

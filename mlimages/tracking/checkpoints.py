@@ -61,11 +61,16 @@ def read_model_spec(logged_model) -> ModelSpec:
 
 
 def find_checkpoints(run_id: str) -> list:
-    """The Keras checkpoint LoggedModels of a training run (tag `STEP_TAG`), by step."""
+    """The finished Keras checkpoint LoggedModels of a training run (tag `STEP_TAG`), by step.
+
+    A checkpoint whose upload broke off (the tracking server went away) stays PENDING or FAILED: it
+    is not a checkpoint, and the training run logs that step again.
+    """
     run = mlflow.get_run(run_id)
     models = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list")
-    checkpoints = [m for m in models if STEP_TAG in m.tags and SERVING_TAG not in m.tags]
+    checkpoints = [m for m in models if STEP_TAG in m.tags and SERVING_TAG not in m.tags
+                   and str(m.status).endswith("READY")]
     return sorted(checkpoints, key=lambda m: int(m.tags[STEP_TAG]))
 
 

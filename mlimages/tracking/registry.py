@@ -32,7 +32,8 @@ from mlimages.tracking.names import (
     CANDIDATE, CHECKPOINT_TAG, CLASSES_FILE_TAG, INIT_MODEL_TAG, RUN_ID_TAG, SERVING_MODEL_TAG, SERVING_TAG, STEP_TAG,
     TASK_TAG, TRAINING_DATA_TAG, VERSION_LINEAGE_TAGS, describe_source, serving_name,
 )
-from mlimages.tracking.serving import ServingConfig, log_serving_model
+from mlimages.tracking.serving import ServingConfig
+from mlimages.tracking.serving_code import log_serving_model
 
 _log = logging.getLogger(__name__)
 

@@ -14,6 +14,10 @@ sigmoid per tag for the multi-label one) is at or above `threshold` when one is 
 `top_k` best. Without either, the single-label model answers its default top-k and the
 multi-label model every tag at or above its default threshold. Unknown params and values out of
 range are a 400. Over HTTP, `mlimages.tracking.serving_http` adds the body-size limit (413).
+
+This module is the served code itself: a registered version carries a copy of it and of the two
+modules it imports (`mlimages.tracking.serving_code`), so it imports nothing else from the project
+and loads where `mlimages` is not installed.
 """
 
 from __future__ import annotations
@@ -34,9 +38,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from mlimages.images import ImageError, ImageLimits, load_rgb
-from mlimages.records.index import read_class_names
-from mlimages.tracking.requirements import pip_requirements
+# Relative imports only: these modules travel with every registered version (see `serving_code`), where
+# this package is not `mlimages` and the rest of the project is absent.
+from ..images import ImageError, ImageLimits, load_rgb
 
 IMAGE_COLUMN = "image"
 KERAS_ARTIFACT = "keras_model"
@@ -143,7 +147,7 @@ def preprocess_image(data: bytes, config: ServingConfig, row: int = 0) -> np.nda
     Raises:
         MlflowException: (400) for empty, unreadable, truncated or too large images.
     """
-    from mlimages.data.preprocess import resize_and_center_crop, scale_pixels
+    from ..data.preprocess import resize_and_center_crop, scale_pixels
 
     if not data:
         raise bad_input(f"image {row}: empty image (0 bytes)")
@@ -179,12 +183,15 @@ def rank_predictions(probabilities: np.ndarray, names: list[str], top_k: int | N
 class ImageClassifier(mlflow.pyfunc.PythonModel):
     """Encoded images in, named classes out; see the module docstring for the contract."""
 
+    # Names the contract without naming a module: the class a model carries is a copy of this one.
+    contract = "mlimages-image-classifier"
+
     def load_context(self, context) -> None:
         import keras
 
         self.config = ServingConfig(**json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text()))
         self.model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
-        self.names = read_class_names(context.artifacts[CLASSES_ARTIFACT])
+        self.names = json.loads(Path(context.artifacts[CLASSES_ARTIFACT]).read_text(encoding="utf-8"))
         # The scoring server calls predict from many threads. One forward pass already uses every
         # core, so running them one at a time costs no throughput and bounds the memory in use
         # (16 concurrent ResNet-101 batches would otherwise hold 16 sets of activations).
@@ -232,60 +239,3 @@ def make_example_image() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(gradient).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
-
-
-def make_serving_signature(config: ServingConfig):
-    """Input: column `image` (binary); output: ranked class lists; params: `top_k`, `threshold`."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
-    from mlflow.types.schema import Array
-
-    inputs = Schema([ColSpec(DataType.binary, IMAGE_COLUMN)])
-    outputs = Schema([
-        ColSpec(Array(DataType.long), "classes"),
-        ColSpec(Array(DataType.string), "names"),
-        ColSpec(Array(DataType.double), "probabilities"),
-    ])
-    params = ParamSchema([
-        # No defaults here: MLflow would pass them on every request, and a threshold always present
-        # would leave top_k unused. The model's defaults apply to what a request leaves out.
-        ParamSpec("top_k", DataType.long, None),
-        ParamSpec("threshold", DataType.double, None),
-    ])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
-
-
-def log_serving_model(keras_model_file: str | Path, classes_file: str | Path, config: ServingConfig,
-                      run_id: str | None = None, step: int = 0, name: str = "serving",
-                      tags: dict[str, str] | None = None):
-    """Log the pyfunc (Keras model + classes.tsv + preprocessing) as a LoggedModel.
-
-    Args:
-        keras_model_file: a ``.keras`` file of the classifier (logits).
-        classes_file: ``classes.tsv`` giving the class names.
-        config: preprocessing and output settings.
-        run_id: the training run the model belongs to (its params are copied onto the model).
-        step: training step of the checkpoint.
-        name: the LoggedModel name.
-        tags: LoggedModel tags.
-
-    Returns:
-        mlflow ModelInfo (``.model_id``, ``.model_uri``).
-    """
-    import tempfile
-
-    from mlflow.models import Model
-
-    # The config travels as an artifact: `model_config` would also be logged as params of the run.
-    with tempfile.TemporaryDirectory() as tmp:
-        config_file = Path(tmp) / "serving_config.json"
-        config_file.write_text(json.dumps(dataclasses.asdict(config), indent=2))
-        artifacts = {KERAS_ARTIFACT: str(keras_model_file), CLASSES_ARTIFACT: str(classes_file),
-                     CONFIG_ARTIFACT: str(config_file)}
-        return Model.log(
-            artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id, step=step, tags=tags,
-            python_model=ImageClassifier(), artifacts=artifacts, signature=make_serving_signature(config),
-            input_example=(pd.DataFrame({IMAGE_COLUMN: [make_example_image()]}), {"top_k": config.top_k}),
-            pip_requirements=pip_requirements(),
-        )
-

@@ -3,8 +3,8 @@
 The two scripts differ only in their task (its config class, hence its params section and record
 kind) and in finetune's `--init-model`. Keeping the rest here keeps them from drifting apart: the
 same `--KEY VALUE` overrides, and the same exit statuses, which a cluster scheduler or a retry loop
-reads: 2 bad input (`exit_on_input_error`), 3 the training diverged, 4 a worker was lost (rerun the
-same command to resume).
+reads: 2 bad input (`exit_on_input_error`), 3 the training diverged, 4 a worker was lost, 5 the
+tracking server stayed away (for 4 and 5, rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pathlib import Path
 
 from mlimages.config import DEFAULT_PARAMS, load_params
 from mlimages.tasks import LABEL_KIND
+from mlimages.tracking.outbox import TrackingLost
 from mlimages.tracking.runs import configure_tracking
 from mlimages.train.config import TrainConfig, parse_overrides
 from mlimages.train.fit import TrainingDiverged, WorkerLost, fit
 
 EXIT_DIVERGED = 3
 EXIT_WORKER_LOST = 4
+EXIT_TRACKING_LOST = 5
 
 
 def training_parser(description: str, config_class: type[TrainConfig]) -> argparse.ArgumentParser:
@@ -46,7 +48,7 @@ def read_training_args(
 
 def run_training(config: TrainConfig, train: str | Path, val: str | Path, out: str | Path,
                  init_model: str | None = None) -> int:
-    """Train with MLflow tracking; return the exit status (0, `EXIT_DIVERGED` or `EXIT_WORKER_LOST`)."""
+    """Train with MLflow tracking; return the exit status (0 or one of the `EXIT_*` above)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     configure_tracking()
     try:
@@ -57,4 +59,7 @@ def run_training(config: TrainConfig, train: str | Path, val: str | Path, out: s
     except WorkerLost as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_WORKER_LOST
+    except TrackingLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_TRACKING_LOST
     return 0

@@ -1,11 +1,10 @@
 """One `fit` for pretraining (multi-label, adaptive loss) and finetuning (single-label).
 
-The config's class is the task (`PretrainConfig` or `FinetuneConfig`). What a run is gets fixed
-before its first step (`Plan`), what its logging decided when it (re)started is returned by
-`_start_logging` (`Tracking`), and the loop state (step, iterator, metrics) lives in `_train`
-alone. The run is resumable by construction: the MLflow run is found again by a key derived from
-the params and the output folder, the state (weights, optimizer slots, step, loss counters) comes
-back from the last checkpoint, and metrics of steps already logged are not logged twice. Each kept
+The config's class is the task (`PretrainConfig` or `FinetuneConfig`). What a run is gets fixed before its first step
+(`Plan`), what its logging decided when it (re)started is returned by `_start_logging` (`Tracking`), and the loop
+state (step, iterator, metrics) lives in `_train` alone. The run is resumable by construction: the MLflow run is found
+again by a key derived from the params and the output folder, the state (weights, optimizer slots, step, loss
+counters) comes back from the last checkpoint, and metrics of steps already logged are not logged twice. Each kept
 checkpoint is also an MLflow LoggedModel at its step, carrying the model's shape (`ModelSpec`).
 """
 
@@ -29,12 +28,13 @@ from mlimages.data.pipeline import InputConfig, make_dataset
 from mlimages.errors import InputError
 from mlimages.records.index import INDEX_FILE, find_classes_file, hash_file, list_record_files, read_index
 from mlimages.tasks import LABEL_KIND, PRETRAIN
-from mlimages.tracking.checkpoints import ModelSpec, log_checkpoint, logged_checkpoint_steps
+from mlimages.tracking.checkpoints import ModelSpec, logged_checkpoint_steps
 from mlimages.tracking.lineage import lineage_tags, read_data_hashes
 from mlimages.tracking.names import (
     DIVERGED_TAG, EPOCH_TAG, INIT_MODEL_TAG, LINEAGE_ARTIFACT, TASK_TAG, TOTAL_STEPS_TAG, finetune_run_name,
     pretrain_run_name,
 )
+from mlimages.tracking.outbox import TrackingOutbox, open_outbox
 from mlimages.tracking.pretrained import pin_source
 from mlimages.tracking.runs import (
     last_logged_step, log_classes_file, log_dataset_input, log_flat_params, make_run_key,
@@ -93,6 +93,7 @@ class Tracking:
     logged_steps: frozenset = frozenset()  # checkpoints already LoggedModels
     classes_file: str | None = None  # artifact path of classes.tsv
     spec: ModelSpec | None = None
+    outbox: TrackingOutbox | None = None  # metrics and checkpoints go through it: kept through an outage
 
 
 def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir: str | Path,
@@ -175,10 +176,10 @@ def _tracked_run(plan: Plan, params: dict, run_key: str, train_dir, val_dir, out
     name = (pretrain_run_name(config.depth, config.width_multiplier) if config.task == PRETRAIN
             else finetune_run_name(source))
     with start_or_resume_run(config.experiment, run_key, name, tags) as active:
-        yield _start_logging(plan, params, train_dir, val_dir, active.info.run_id)
+        yield _start_logging(plan, params, train_dir, val_dir, active.info.run_id, out_dir)
 
 
-def _start_logging(plan: Plan, params: dict, train_dir, val_dir, run_id: str) -> Tracking:
+def _start_logging(plan: Plan, params: dict, train_dir, val_dir, run_id: str, out_dir: Path) -> Tracking:
     import mlflow
 
     config = plan.config
@@ -190,8 +191,9 @@ def _start_logging(plan: Plan, params: dict, train_dir, val_dir, run_id: str) ->
     classes = find_classes_file(train_dir)
     spec = ModelSpec(config.depth, config.width_multiplier, config.image_size, config.crop_fraction,
                      hash_file(classes) if classes else "")
+    outbox = open_outbox(run_id, out_dir)  # delivers what a run stopped by an outage kept: before the floor
     return Tracking(run_id, last_logged_step(run_id), frozenset(logged_checkpoint_steps(run_id)),
-                    log_classes_file(classes) if classes else None, spec)
+                    log_classes_file(classes) if classes else None, spec, outbox)
 
 
 def _input_config(plan: Plan, step: int) -> InputConfig:
@@ -245,14 +247,12 @@ def _is_checkpoint_step(plan: Plan, step: int) -> bool:
 
 
 def _log_progress(plan: Plan, tracking: Tracking, state, step: int, loss: float, last_log: tuple) -> tuple:
-    import mlflow
-
     now = time.perf_counter()
     images_per_s = (step - last_log[0]) * plan.config.batch_size / max(now - last_log[1], 1e-9)
     learning_rate = float(keras.ops.convert_to_numpy(state.optimizer.learning_rate))
     _log.info("step %d/%d loss %.4f lr %.5f %.1f images/s", step, plan.total_steps, loss, learning_rate, images_per_s)
     if plan.chief and step > tracking.log_floor:
-        mlflow.log_metrics({"loss": loss, "learning_rate": learning_rate, "images_per_s": images_per_s}, step=step)
+        tracking.outbox.log_metrics({"loss": loss, "learning_rate": learning_rate, "images_per_s": images_per_s}, step)
     return step, time.perf_counter()
 
 
@@ -270,8 +270,8 @@ def _validate_and_save(plan: Plan, tracking: Tracking, state, manager, step: int
     if plan.chief and step not in tracking.logged_steps:
         # the loss of this step is logged already; log_model links every metric of the step
         linked = validation if step > tracking.log_floor else {}
-        log_checkpoint(state.model, step, plan.config.task, tracking.spec, linked, tracking.classes_file,
-                       {EPOCH_TAG: f"{step / plan.steps_per_epoch:.2f}"})
+        tracking.outbox.log_checkpoint(state.model, step, plan.config.task, tracking.spec, linked,
+                                       tracking.classes_file, {EPOCH_TAG: f"{step / plan.steps_per_epoch:.2f}"})
     return metrics
 
 
@@ -291,6 +291,7 @@ def _finish(plan: Plan, tracking: Tracking, state, out_dir: Path, step: int, met
     if not plan.chief:  # a worker's own checkpoints only existed so that saving ran on every worker
         shutil.rmtree(out_dir / "worker-checkpoints" / worker_id(plan.strategy), ignore_errors=True)
     else:
+        tracking.outbox.flush()  # an outage at the end: wait for the server (up to the limit)
         out_dir.mkdir(parents=True, exist_ok=True)
         state.model.save(model_path)
         summary = {"task": plan.config.task, "run_id": tracking.run_id, "step": step, "metrics": metrics}

@@ -90,7 +90,7 @@ class TeamServer:
             try:
                 if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or slow to answer while it starts under load
                 pass
             time.sleep(0.5)
         raise RuntimeError(f"server did not answer in 180 s:\n{self.log.read_text()[-4000:]}")

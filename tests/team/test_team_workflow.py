@@ -1,4 +1,5 @@
-"""A researcher trains, registers and evaluates against the team server; others list and load.
+"""A researcher trains, registers and evaluates against the team server (`mlflow run` entry points);
+others list, classify, extract features and serve the champion.
 
 Each party works in a folder of its own that shares nothing with the server but its URL: the
 researcher's credentials come from the environment, the reader's from `~/.mlflow/credentials`,
@@ -45,6 +46,15 @@ def run(args: list[str], cwd: Path, env: dict[str, str], outputs: list[str]) -> 
     return done
 
 
+def mlflow_run(entry_point: str, **parameters) -> list[str]:
+    """`mlflow run` of the project's entry point in this interpreter's environment, every path absolute."""
+    command = [str(BIN / "mlflow"), "run", str(REPO), "-e", entry_point, "--env-manager", "local",
+               "--experiment-name", EXPERIMENT]
+    for key, value in parameters.items():
+        command += ["-P", f"{key}={value}"]
+    return command
+
+
 def write_credentials(home: Path, user: str, password: str) -> None:
     """MLflow's own credentials file, as a team member keeps it."""
     (home / ".mlflow").mkdir(parents=True)
@@ -64,11 +74,11 @@ def workflow(team_server, tmp_path_factory) -> dict:
     write_params(reader / "params.yaml")
     outputs: list[str] = []
     env = team_server.client_env(RESEARCHER)
-    run([sys.executable, str(REPO / "pipelines" / "pretrain.py"), "--train", str(train), "--val", str(val),
-         "--out", "models/pretrain"], lab, env, outputs)
+    run(mlflow_run("pretrain", train=train, val=val, out=lab / "models" / "pretrain", params=lab / "params.yaml"),
+        lab, env, outputs)
     run_id = json.loads((lab / "models" / "pretrain" / "summary.json").read_text())["run_id"]
-    run([sys.executable, str(REPO / "pipelines" / "evaluate.py"), "--model-uri", f"runs:/{run_id}",
-         "--records", str(val), "--out", "eval.json"], lab, env, outputs)
+    run(mlflow_run("evaluate", model_uri=f"runs:/{run_id}", records=val, leaked="", out=lab / "eval.json",
+                   params=lab / "params.yaml"), lab, env, outputs)
     write_credentials(reader / "home", DEPLOYER, team_server.passwords[DEPLOYER])
     listed = run([str(BIN / "mlimages"), "registry", "list"], reader, team_server.client_env(None, reader / "home"),
                  outputs)
@@ -133,3 +143,115 @@ def test_no_secret_in_anything_a_run_produced(team_server, postgres, workflow):
     for secret in team_server.secrets():
         leaks = [where for where, text in texts.items() if secret in text]
         assert not leaks, f"a secret appears in {leaks}"
+
+
+@pytest.fixture(scope="module")
+def deployment(team_server, workflow, tmp_path_factory) -> dict:
+    """A third folder with the deployment account's credentials file and one photo."""
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("deployment")
+    write_credentials(folder / "home", DEPLOYER, team_server.passwords[DEPLOYER])
+    photo = folder / "photo.jpg"
+    photo.write_bytes(make_image(1, np.random.default_rng(0)))
+    return {"folder": folder, "photo": photo, "env": team_server.client_env(None, folder / "home")}
+
+
+def test_classify_and_features_of_the_champion_from_a_deployment_folder(deployment, workflow):
+    import numpy as np
+
+    folder, env = deployment["folder"], deployment["env"]
+    model = f"models:/{MODEL}@champion"
+    shown = run([str(BIN / "mlimages"), "classify", "--model", model, "--top-k", "2", str(deployment["photo"])],
+                folder, env, workflow["outputs"])
+    rows = [line.split("\t") for line in shown.stdout.splitlines()[1:]]
+    assert [row[1] for row in rows] == ["1", "2"] and all(row[0].endswith("photo.jpg") for row in rows)
+    (folder / "images.txt").write_text(f"{deployment['photo']}\n")
+    run([str(BIN / "mlimages"), "features", "--model", model, "--images", "images.txt", "--out", "features.npy",
+         "--size", "32"], folder, env, workflow["outputs"])
+    features = np.load(folder / "features.npy")
+    assert features.shape[0] == 1 and features.shape[1] > 0 and np.isfinite(features).all()
+
+
+BLOCK_MLIMAGES = """import sys
+
+class BlockMlimages:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mlimages" or name.startswith("mlimages."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+
+sys.meta_path.insert(0, BlockMlimages())
+"""
+
+
+def test_mlflow_models_serve_answers_as_in_process_without_mlimages(deployment, workflow, team_server, tmp_path):
+    """`mlflow models serve -m models:/NAME@champion` as the deployment account, every Python process of it
+    unable to import mlimages (a sitecustomize blocker): the same answers as the model loaded here."""
+    import base64
+    import signal
+    import time
+
+    import requests
+
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCK_MLIMAGES)
+    port = free_port()
+    env = {**deployment["env"], "PYTHONPATH": str(blocker), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    command = [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
+               "-h", "127.0.0.1", "-p", str(port)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, cwd=deployment["folder"], env=env, stdout=output,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not answers_ping(port):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        image = base64.b64encode(deployment["photo"].read_bytes()).decode()
+        body = {"dataframe_split": {"columns": ["image"], "data": [[image]]}, "params": {"top_k": 3}}
+        response = requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=120)
+        assert response.status_code == 200, response.text
+        (served,) = response.json()["predictions"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    workflow["outputs"].append(log.read_text(errors="replace"))
+    expected = in_process_answer(team_server, deployment["photo"])
+    assert served["classes"] == expected["classes"] and served["names"] == expected["names"]
+    assert served["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answers_ping(port: int) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def in_process_answer(team_server, photo: Path) -> dict:
+    import mlflow
+    import pandas as pd
+
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = DEPLOYER, team_server.passwords[
+        DEPLOYER]
+    previous = mlflow.get_tracking_uri()
+    try:
+        mlflow.set_tracking_uri(team_server.url)
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+        answer = model.predict(pd.DataFrame({"image": [photo.read_bytes()]}), params={"top_k": 3})
+    finally:
+        mlflow.set_tracking_uri(previous)
+        del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+    return answer.iloc[0].to_dict()

@@ -1,0 +1,139 @@
+"""The team server goes away during training: for 30 seconds (stop the process, start it again on the
+same port), and for good (the run stops with one line; the same command resumes once it is back)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import tensorflow as tf
+
+from mlimages.tracking.checkpoints import find_checkpoints
+from mlimages.tracking.names import STEP_TAG
+
+from tests.train.fakes import tiny_section, write_records
+
+from .team_server import EXPERIMENT, RESEARCHER
+
+REPO = Path(__file__).resolve().parents[2]
+OUTAGE_S = 30
+CHECKPOINT_EVERY = 20
+
+pytestmark = pytest.mark.slow  # trains through two outages of the real server: minutes
+
+
+def write_params(path: Path, steps: int) -> None:
+    import yaml
+
+    section = tiny_section("pretrain", {"experiment": EXPERIMENT, "steps": steps, "log_every_steps": 1,
+                                        "checkpoint_every_steps": CHECKPOINT_EVERY, "checkpoint_every_epochs": 0,
+                                        "val_examples": 8})
+    path.write_text(yaml.safe_dump({"pretrain": section}), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> dict:
+    data = tmp_path_factory.mktemp("records")
+    return {"train": write_records(data / "train", 32, "multi", seed=1),
+            "val": write_records(data / "val", 8, "multi", num_shards=1, seed=2)}
+
+
+def start_training(team_server, records: dict, lab: Path, **env) -> subprocess.Popen:
+    command = [sys.executable, str(REPO / "pipelines" / "pretrain.py"), "--train", str(records["train"]),
+               "--val", str(records["val"]), "--out", "out", "--params", "params.yaml"]
+    env = {**team_server.client_env(RESEARCHER), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **env}
+    with (lab / "train.log").open("ab") as log:
+        return subprocess.Popen(command, cwd=lab, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def saved_step(lab: Path) -> int:
+    latest = tf.train.latest_checkpoint(str(lab / "out" / "checkpoints"))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def wait_for_step(lab: Path, process: subprocess.Popen, step: int, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while saved_step(lab) < step:
+        assert process.poll() is None, (lab / "train.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no checkpoint at step {step} in {timeout_s} s"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def researcher(team_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", RESEARCHER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.passwords[RESEARCHER])
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(team_server.url)
+    yield mlflow.MlflowClient(team_server.url)
+    mlflow.set_tracking_uri(previous)
+
+
+def assert_logged_once(client, lab: Path, steps: int) -> None:
+    """Every metric step once, and a finished checkpoint LoggedModel at every checkpoint step."""
+    run_id = json.loads((lab / "out" / "summary.json").read_text())["run_id"]
+    for key in ("loss", "learning_rate", "images_per_s"):
+        logged = sorted(m.step for m in client.get_metric_history(run_id, key))
+        assert logged == list(range(1, steps + 1)), (key, logged)
+    checkpoints = find_checkpoints(run_id)
+    assert [int(m.tags[STEP_TAG]) for m in checkpoints] == list(range(CHECKPOINT_EVERY, steps + 1, CHECKPOINT_EVERY))
+    assert all(str(m.status).endswith("READY") for m in checkpoints)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert not (lab / "out" / "tracking-outbox").exists()
+
+
+def test_training_goes_on_through_a_30_second_outage(team_server, records, researcher, tmp_path):
+    steps = 400
+    write_params(tmp_path / "params.yaml", steps)
+    process = start_training(team_server, records, tmp_path)
+    try:
+        wait_for_step(tmp_path, process, CHECKPOINT_EVERY)
+        team_server.stop()
+        stopped_at = saved_step(tmp_path)
+        time.sleep(OUTAGE_S)
+        during = saved_step(tmp_path)
+        team_server.start(team_server.root / "team.yaml")
+        assert process.wait(timeout=900) == 0, (tmp_path / "train.log").read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if team_server.process.poll() is not None:
+            team_server.start(team_server.root / "team.yaml")
+    assert during >= stopped_at + CHECKPOINT_EVERY, f"training stood still: step {stopped_at} -> {during}"
+    log = (tmp_path / "train.log").read_text()
+    assert "tracking server unreachable" in log and "tracking server answers again" in log
+    assert_logged_once(researcher, tmp_path, steps)
+
+
+def test_a_server_that_stays_away_stops_the_run_and_the_same_command_resumes(team_server, records, researcher,
+                                                                              tmp_path):
+    steps = 60
+    write_params(tmp_path / "params.yaml", steps)
+    process = start_training(team_server, records, tmp_path, MLIMAGES_TRACKING_OUTAGE_S="15")
+    try:
+        wait_for_step(tmp_path, process, CHECKPOINT_EVERY)
+        team_server.stop()
+        stopped = time.monotonic()
+        code = process.wait(timeout=300)
+        waited_s = time.monotonic() - stopped
+    finally:
+        if process.poll() is None:
+            process.kill()
+        team_server.start(team_server.root / "team.yaml")
+    log = (tmp_path / "train.log").read_text()
+    assert code == 5, log[-3000:]
+    errors = [line for line in log.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "tracking server has not answered for" in errors[0], errors
+    assert "same command" in errors[0]
+    assert "Traceback" not in log
+    assert waited_s < 15 + 120, waited_s  # the limit, plus the steps and one retry interval around it
+    assert saved_step(tmp_path) > CHECKPOINT_EVERY - 1 and (tmp_path / "out" / "tracking-outbox").is_dir()
+
+    again = start_training(team_server, records, tmp_path)
+    assert again.wait(timeout=900) == 0, (tmp_path / "train.log").read_text()[-3000:]
+    assert_logged_once(researcher, tmp_path, steps)
