@@ -19,7 +19,7 @@ from mlimages.cluster.mappers import records_mapper
 from mlimages.download import download
 from mlimages.download.tarstream import scan_samples
 from tests.download.fault_server import FAST, Outcome, make_jpeg
-from tests.factories import params_config
+from tests.factories import params_config, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -98,16 +98,11 @@ def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_serv
 
 def test_the_stage_scripts_run_on_ray_from_the_params(ray_cluster, image_server, tmp_path, hierarchy_file):
     """download_images then build_tfrecords, unchanged DVC commands, `cluster: {engine: ray}` in the params."""
-    import yaml
-
     from tests.pipelines import load_pipeline
 
     settings = dataclasses.replace(FAST, samples_per_shard=10)
     download_section = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()}
-    records_section = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["records"]
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"download": download_section, "records": records_section,
-                                      "cluster": {"engine": "ray", "address": ""}}), encoding="utf-8")
+    params = write_params(tmp_path / "params.yaml", download=download_section, cluster={"engine": "ray", "address": ""})
     list_path = write_list(tmp_path, [image_server.url(f"/ok/{i}.jpg") for i in range(40)])
     assert load_pipeline("download_images").main(["--list", str(list_path), "--out", str(tmp_path / "images"),
                                                   "--report", str(tmp_path / "d.json"), "--params", str(params)]) == 0
@@ -244,13 +239,10 @@ def test_a_rerun_after_the_whole_cluster_stopped_resumes_per_sample(image_server
     import subprocess
     import sys
 
-    import yaml
-
     fault_routes(image_server)
     settings = dataclasses.replace(FAST, samples_per_shard=20, concurrency=2)
     section = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()}
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"download": section, "cluster": {"engine": "ray", "address": ""}}))
+    params = write_params(tmp_path / "params.yaml", download=section, cluster={"engine": "ray", "address": ""})
     sources = [image_server.url(f"/slow/{5000 + i}.jpg") for i in range(200)]
     list_path, out = write_list(tmp_path, sources), tmp_path / "images"
     command = [sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out", str(out),
