@@ -70,7 +70,7 @@ class RegistryConfig:
     def champion_metric(self, task: str) -> str:
         return self.pretrained_metric if task == PRETRAIN else self.finetuned_metric
 
-    def serving(self, task: str, crop_fraction: float = 0.875) -> ServingConfig:
+    def serving(self, task: str, crop_fraction: float) -> ServingConfig:
         return ServingConfig(
             task=LABEL_KIND[task], image_size=self.serving_size,
             crop_fraction=crop_fraction, stored_shorter_side=self.stored_shorter_side, top_k=self.top_k,
@@ -191,6 +191,11 @@ def write_index_classes(path: Path, num_classes: int) -> Path:
     return path
 
 
+# A Keras file registered on its own carries no training spec: it is served with the centre crop
+# of the released checkpoints' evaluation (224 of 256).
+IMPORTED_CROP_FRACTION = 0.875
+
+
 def register_keras_model(model_path: str | Path, name: str, classes_file: str | Path | None = None,
                          task: str | None = None, config: RegistryConfig | None = None):
     """Register a Keras classifier file (e.g. an imported TF1 checkpoint) as a new serving version.
@@ -220,7 +225,7 @@ def register_keras_model(model_path: str | Path, name: str, classes_file: str | 
         with mlflow.start_run(run_name=f"register {Path(model_path).name}") as run:
             mlflow.set_tags({**lineage_tags(), TASK_TAG: task})
             mlflow.log_params({"source": str(model_path), "task": task})
-            serving = log_serving_model(model_path, classes_file, config.serving(task), run_id=run.info.run_id,
+            serving = log_serving_model(model_path, classes_file, config.serving(task, IMPORTED_CROP_FRACTION), run_id=run.info.run_id,
                                         name="serving", tags={SERVING_TAG: "true", TASK_TAG: task})
     lineage = lineage_tags()
     tags = {TASK_TAG: task, STEP_TAG: "0", RUN_ID_TAG: run.info.run_id, CHECKPOINT_TAG: f"file:{Path(model_path).name}",

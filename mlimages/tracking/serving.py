@@ -62,13 +62,13 @@ class ServingConfig:
         max_image_pixels: larger images are refused from their header.
     """
 
-    task: str = "single"
-    image_size: int = 224
-    crop_fraction: float = 0.875
-    stored_shorter_side: int = 256
-    top_k: int = 5
-    threshold: float = 0.5
-    max_image_pixels: int = 40_000_000
+    task: str
+    image_size: int
+    crop_fraction: float
+    stored_shorter_side: int
+    top_k: int
+    threshold: float
+    max_image_pixels: int
 
 
 def bad_input(message: str) -> MlflowException:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from mlimages import cli
 
 from tests.mlflow_state import use_store
+from tests.tracking_fixtures import registry_config
 
 CLASSES = ["red", "green", "blue"]
 
@@ -91,13 +94,13 @@ def test_bad_inputs_stop_with_one_line_before_the_model_loads(images, tmp_path, 
 @pytest.fixture(scope="module")
 def serving_model_uri(keras_file, tmp_path_factory):
     """The tiny classifier logged as this project's serving pyfunc in a throwaway tracking store."""
-    from mlimages.tracking import serving, serving_code
+    from mlimages.tracking import serving_code
 
     folder = tmp_path_factory.mktemp("store")
     with use_store(folder):
         classes = folder / "classes.tsv"
         classes.write_text("".join(f"{i}\tn0{i}\t{name}\n" for i, name in enumerate(CLASSES)))
-        config = serving.ServingConfig(image_size=32, stored_shorter_side=36)
+        config = dataclasses.replace(registry_config().serving("finetune", 0.875), image_size=32, stored_shorter_side=36)
         info = serving_code.log_serving_model(keras_file, classes, config, name="cli-test")
         yield info.model_uri
 
