@@ -12,11 +12,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
 
 from mlimages.download.shards import shard_name
 from mlimages.download.tarstream import scan_samples
 from mlimages.download.task import TaskSettings, download_shard
+
+from tests.factories import write_params
 
 from .fault_server import FAST, Outcome, run_download, slow_numbered_jpeg
 
@@ -92,9 +93,8 @@ def test_sigkill_of_one_worker_process_then_rerun_loses_and_repeats_nothing(serv
     list_path, out = tmp_path / "list.tsv", tmp_path / "images"
     list_path.write_text("".join(f"{s}\t1:1\n" for s in sources), encoding="utf-8")
     settings = replace(FAST, samples_per_shard=10, processes=2, concurrency=2, max_attempts=1).__dict__
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"download": {k: list(v) if isinstance(v, tuple) else v
-                                                   for k, v in settings.items()}}))
+    params = write_params(tmp_path / "params.yaml",
+                          download={k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()})
     command = [sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out", str(out),
                "--report", str(tmp_path / "report.json"), "--params", str(params)]
     process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)

@@ -11,11 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mlimages.download import download
 from mlimages.download.tarstream import scan_samples
 from mlimages.errors import InputError
+
+from tests.factories import write_params
 
 from .fault_server import FAST, Outcome, make_jpeg, run_download, slow_numbered_jpeg
 
@@ -36,9 +37,8 @@ def test_kill_and_resume(server, tmp_path):
     list_path, out = tmp_path / "list.tsv", tmp_path / "images"
     list_path.write_text("".join(f"{s}\t1:1\n" for s in sources), encoding="utf-8")
     settings = replace(FAST, samples_per_shard=16, concurrency=3, max_attempts=1).__dict__
-    params = tmp_path / "params.yaml"
     section = {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()}
-    params.write_text(yaml.safe_dump({"download": section}))
+    params = write_params(tmp_path / "params.yaml", download=section)
     command = [sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out", str(out),
                "--report", str(tmp_path / "report.json"), "--params", str(params)]
     process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
