@@ -28,6 +28,9 @@ class ServerConfig:
         artifacts_destination: where the server keeps artifacts: a directory or ``s3://bucket/prefix``.
             Clients never see it; they upload and download through the server.
         allowed_hosts: Host headers the server answers (its DNS names, ``name:port``).
+        host, port: the interface and port to listen on.
+        workers: server worker processes.
+        admin_username: the admin account; its password comes from the environment only.
         default_permission: what a user may do where no grant says otherwise.
         auth_cache_s: how long a worker trusts a password it has checked. Each check is a
             deliberately slow PBKDF2 hash (about half a second on a busy 2-core host), paid by
@@ -39,12 +42,12 @@ class ServerConfig:
     auth_database_uri: str
     artifacts_destination: str
     allowed_hosts: tuple[str, ...]
-    host: str = "127.0.0.1"
-    port: int = 5000
-    workers: int = 4
-    admin_username: str = "admin"
-    default_permission: Permission = "NO_PERMISSIONS"
-    auth_cache_s: int = 60
+    host: str
+    port: int
+    workers: int
+    admin_username: str
+    default_permission: Permission
+    auth_cache_s: int
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ class AccountsConfig:
 
     experiments: tuple[str, ...]
     models: tuple[str, ...]
-    researchers: tuple[str, ...] = ()
-    deployers: tuple[str, ...] = ()
+    researchers: tuple[str, ...]
+    deployers: tuple[str, ...]
 
 
 def load_server_config(path: str | Path) -> ServerConfig:

@@ -70,6 +70,7 @@ class TeamServer:
                 "auth_database_uri": f"postgresql://mlflow@127.0.0.1:{pg.port}/mlflow_auth",
                 "artifacts_destination": str(self.artifacts),
                 "allowed_hosts": [f"127.0.0.1:{port}", f"localhost:{port}"],
+                "admin_username": "admin", "default_permission": "NO_PERMISSIONS", "auth_cache_s": 60,
             },
             "accounts": {"experiments": [EXPERIMENT], "models": list(MODELS), "researchers": [RESEARCHER],
                          "deployers": [DEPLOYER]},

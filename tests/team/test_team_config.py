@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import yaml
 
 from mlimages.errors import InputError
 from mlimages.team.accounts import plan_grants, read_passwords
-from mlimages.team.config import load_accounts_config, load_server_config
+from mlimages.team.config import AccountsConfig, ServerConfig, load_accounts_config, load_server_config
 from mlimages.team.server import build_command, check_secrets, format_auth_ini
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +33,13 @@ def test_the_repository_config_loads_and_its_command_holds_no_secret():
     assert command[command.index("--allowed-hosts") + 1] == "mlflow.example.internal,mlflow.example.internal:5000"
     accounts = load_accounts_config(CONFIG)
     assert "mlimages" in accounts.experiments and accounts.deployers
+
+
+@pytest.mark.parametrize("section, cls", [("server", ServerConfig), ("accounts", AccountsConfig)])
+def test_team_yaml_is_the_one_place_its_values_live(section, cls):
+    fields = dataclasses.fields(cls)
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in fields)
+    assert set(yaml.safe_load(CONFIG.read_text())[section]) == {f.name for f in fields}
 
 
 @pytest.mark.parametrize("field, value, message", [
