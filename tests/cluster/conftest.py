@@ -8,13 +8,11 @@ small: Ray keeps them in /dev/shm.
 from __future__ import annotations
 
 import shutil
-import threading
-import zlib
 
 import pytest
 
 from tests.download.conftest import server  # noqa: F401 - the download tests' per-test fault server
-from tests.download.fault_server import FaultServer, make_jpeg
+from tests.download.fault_server import running_fault_server
 
 STORE_BYTES = 80 * 2**20  # Ray's floor is 75 MiB per node
 WORKER_CPUS = 2
@@ -40,11 +38,5 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def image_server():
     """One loopback image server for the module (tests that count hits use paths of their own)."""
-    images = FaultServer()
-    images.routes["/ok/"] = lambda h, hits: h.send_body(200, make_jpeg(zlib.crc32(h.path.encode()) % 1000))
-    thread = threading.Thread(target=images.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield images
-    images.stopping.set()
-    images.shutdown()
-    images.server_close()
+    with running_fault_server() as images:
+        yield images

@@ -133,11 +133,9 @@ def test_a_bad_line_stops_the_ray_run_with_the_local_engines_error(ray_cluster, 
     assert errors["ray"] == errors["local"] and "33" in errors["ray"][1]
 
 
-def test_cluster_wide_cap_on_one_host(ray_cluster, tmp_path, caplog):
+def test_cluster_wide_cap_on_one_host(ray_cluster, image_server, tmp_path, caplog):
     """Four shard tasks on two nodes, four fetch workers each, one host with a fixed cap of 3."""
-    from tests.download.fault_server import FaultServer
-
-    server = FaultServer()
+    server = image_server
     lock, state = threading.Lock(), {"now": 0, "most": 0}
 
     def counted(handler, hits):
@@ -150,27 +148,19 @@ def test_cluster_wide_cap_on_one_host(ray_cluster, tmp_path, caplog):
         handler.send_body(200, make_jpeg(zlib.crc32(handler.path.encode()) % 1000))
 
     server.routes["/c/"] = counted
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        caplog.set_level(logging.INFO, logger="mlimages.cluster")
-        outcome = run(tmp_path, [server.url(f"/c/{i}.jpg") for i in range(120)], download_engine(RAY),
-                      samples_per_shard=15, concurrency=4, per_host_concurrency=3, per_host_concurrency_min=3,
-                      per_host_concurrency_max=3)
-    finally:
-        server.shutdown()
-        server.server_close()
+    caplog.set_level(logging.INFO, logger="mlimages.cluster")
+    outcome = run(tmp_path, [server.url(f"/c/{i}.jpg") for i in range(120)], download_engine(RAY),
+                  samples_per_shard=15, concurrency=4, per_host_concurrency=3, per_host_concurrency_min=3,
+                  per_host_concurrency_max=3)
     assert outcome.report["stored"] == 120
     assert state["most"] == 3  # reached, never passed, with 16 fetch workers on the cluster
     assert "on 2 nodes" in caplog.text
 
 
-def test_a_503_pauses_the_host_on_every_node(ray_cluster, tmp_path, caplog):
+def test_a_503_pauses_the_host_on_every_node(ray_cluster, image_server, tmp_path, caplog):
     """One 503 with Retry-After: 2 from a host that tasks on both nodes are fetching: no node asks it
     again until the pause is over (requests already sent when the 503 left are allowed a grace)."""
-    from tests.download.fault_server import FaultServer
-
-    server, arrivals, refused = FaultServer(), [], []
+    server, arrivals, refused = image_server, [], []
 
     def route(handler, hits):
         now = time.monotonic()
@@ -182,15 +172,9 @@ def test_a_503_pauses_the_host_on_every_node(ray_cluster, tmp_path, caplog):
         handler.send_body(200, make_jpeg(zlib.crc32(handler.path.encode()) % 1000))
 
     server.routes["/p/"] = route
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        caplog.set_level(logging.INFO, logger="mlimages.cluster")
-        outcome = run(tmp_path, [server.url(f"/p/{i}.jpg") for i in range(160)], download_engine(RAY),
-                      samples_per_shard=20, concurrency=3, max_retry_after_s=5.0)
-    finally:
-        server.shutdown()
-        server.server_close()
+    caplog.set_level(logging.INFO, logger="mlimages.cluster")
+    outcome = run(tmp_path, [server.url(f"/p/{i}.jpg") for i in range(160)], download_engine(RAY),
+                  samples_per_shard=20, concurrency=3, max_retry_after_s=5.0)
     assert outcome.report["stored"] == 160 and refused
     paused = [t - refused[0] for t in arrivals if 0.5 < t - refused[0] < 1.9]
     assert paused == []

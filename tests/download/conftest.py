@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import socket
-import threading
-import zlib
 
 import pytest
 
-from .fault_server import FaultServer, make_jpeg
+from .fault_server import running_fault_server
 
 
 @pytest.fixture
 def server():
-    server = FaultServer()
-    server.routes["/ok/"] = lambda h, hits: h.send_body(200, make_jpeg(zlib.crc32(h.path.encode()) % 1000))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.stopping.set()
-    server.shutdown()
-    server.server_close()
+    with running_fault_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.server
 import io
 import json
@@ -13,7 +14,7 @@ import time
 import zlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -89,6 +90,21 @@ class FaultServer(http.server.ThreadingHTTPServer):
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_port}{path}"
+
+
+@contextlib.contextmanager
+def running_fault_server() -> Iterator[FaultServer]:
+    """A started FaultServer whose ``/ok/...`` paths answer a JPEG per path; stopped on exit."""
+    server = FaultServer()
+    server.routes["/ok/"] = lambda h, hits: h.send_body(200, make_jpeg(zlib.crc32(h.path.encode()) % 1000))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from .postgres import PostgresCluster, find_bin
-from .team_server import TeamServer, start_team_server
+from .team_server import RESEARCHER, TeamServer, start_team_server
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +38,17 @@ def team_server(postgres) -> TeamServer:
         if server is not None:
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def researcher(team_server, monkeypatch):
+    """This process acts as the researcher, as a team member's shell does."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", RESEARCHER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.passwords[RESEARCHER])
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(team_server.url)
+    yield mlflow.MlflowClient(team_server.url)
+    mlflow.set_tracking_uri(previous)

@@ -23,20 +23,6 @@ ROUNDS = 12
 pytestmark = pytest.mark.slow  # 24 concurrent evaluations through the real server: a few minutes on two cores
 
 
-@pytest.fixture
-def researcher(team_server, monkeypatch):
-    """This process acts as the researcher, as a team member's shell does."""
-    import mlflow
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.url)
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", RESEARCHER)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.passwords[RESEARCHER])
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(team_server.url)
-    yield mlflow.MlflowClient(team_server.url)
-    mlflow.set_tracking_uri(previous)
-
-
 def make_source(team_server) -> tuple[str, str]:
     """A run holding a model folder: (run id, source URI) for the versions this test registers."""
     auth = (RESEARCHER, team_server.passwords[RESEARCHER])

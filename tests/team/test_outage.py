@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import mlflow
 import pytest
 import tensorflow as tf
 
@@ -62,16 +61,6 @@ def wait_for_step(lab: Path, process: subprocess.Popen, step: int, timeout_s: fl
         assert process.poll() is None, (lab / "train.log").read_text()[-3000:]
         assert time.monotonic() < deadline, f"no checkpoint at step {step} in {timeout_s} s"
         time.sleep(0.2)
-
-
-@pytest.fixture
-def researcher(team_server, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", RESEARCHER)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.passwords[RESEARCHER])
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(team_server.url)
-    yield mlflow.MlflowClient(team_server.url)
-    mlflow.set_tracking_uri(previous)
 
 
 def assert_logged_once(client, lab: Path, steps: int) -> None:
