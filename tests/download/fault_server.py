@@ -21,6 +21,7 @@ from PIL import Image
 
 from mlimages.config import load_params
 from mlimages.download import DownloadConfig, download
+from mlimages.download.tarstream import scan_samples
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
@@ -180,3 +181,12 @@ def run_download(tmp_path: Path, sources: list[str], **overrides) -> Outcome:
     out = tmp_path / "images"
     report = download(list_path, out, tmp_path / "report.json", replace(FAST, **overrides))
     return Outcome(out, report)
+
+
+def stored_sources(out: Path) -> set[str]:
+    """Sources of the samples in complete and partial archives (a torn tail is not counted)."""
+    sources = set()
+    for path in list(out.glob("*.tar")) + list(out.glob("*.tar.partial")):
+        with path.open("rb") as handle:
+            sources |= {meta["source"] for meta in scan_samples(handle)[0]}
+    return sources

@@ -14,12 +14,11 @@ from pathlib import Path
 
 
 from mlimages.download.shards import shard_name
-from mlimages.download.tarstream import scan_samples
 from mlimages.download.task import TaskSettings, download_shard
 
 from tests.factories import write_params
 
-from .fault_server import FAST, Outcome, run_download, slow_numbered_jpeg
+from .fault_server import FAST, Outcome, run_download, slow_numbered_jpeg, stored_sources
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,15 +58,6 @@ def test_a_shard_task_on_its_own_matches_the_engine(server, tmp_path):
         line: engine.statuses[line]["status"] for line in range(6, 11)
     }
     assert single.samples == {line: meta for line, meta in engine.samples.items() if 6 <= line <= 10}
-
-
-def stored_sources(out: Path) -> set[str]:
-    """Sources of the samples in complete and partial archives (a torn tail is not counted)."""
-    sources = set()
-    for path in list(out.glob("*.tar")) + list(out.glob("*.tar.partial")):
-        with path.open("rb") as handle:
-            sources |= {meta["source"] for meta in scan_samples(handle)[0]}
-    return sources
 
 
 def children(pid: int) -> list[int]:

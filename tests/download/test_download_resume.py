@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from mlimages.download import download
-from mlimages.download.tarstream import scan_samples
 from mlimages.errors import InputError
 
 from tests.factories import write_params
 
-from .fault_server import FAST, Outcome, make_jpeg, run_download, slow_numbered_jpeg
+from .fault_server import FAST, Outcome, make_jpeg, run_download, slow_numbered_jpeg, stored_sources
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,15 +67,6 @@ def test_kill_and_resume(server, tmp_path):
     for source in stored_before:  # nothing stored before the kill was fetched again
         path = source.removeprefix(server.url(""))
         assert server.hits[path] == hits_before[path] == 1
-
-
-def stored_sources(out: Path) -> set[str]:
-    """Sources of the samples in complete and partial archives (a torn tail is not counted)."""
-    sources = set()
-    for path in list(out.glob("*.tar")) + list(out.glob("*.tar.partial")):
-        with path.open("rb") as handle:
-            sources |= {meta["source"] for meta in scan_samples(handle)[0]}
-    return sources
 
 
 def test_rerun_retries_only_retryable_failures(server, tmp_path):
