@@ -57,7 +57,9 @@ def test_host_cap_rises_while_fast_and_falls_on_trouble_never_above_max(server, 
     sources = [server.url(f"/c/{i}.jpg") for i in range(190)]
     outcome = run_download(tmp_path, sources, deadline_s=0.4, read_timeout_s=1.0, **CAP)  # answers under 0.5 s count as fast
     seen = [active for _, active, _ in counter.arrivals]
-    assert max(seen) <= 6  # never above per_host_concurrency_max, from a start of 2
+    # never above per_host_concurrency_max (6), from a start of 2; a stalled request is counted until the server
+    # notices the hang-up, which can come just after the client freed its slot and sent the next request
+    assert max(seen) <= 6 + (bad == "stall")
     assert max(active for _, active, number in counter.arrivals if number <= 150) >= 5  # it rose while fast
     settle_s = 0.3 if bad == "503" else 1.2  # a 503 cuts at once; timeouts once they are a share of the answers
     late = [active for at, active, number in counter.arrivals if number > 150 and at > counter.turned_bad_at + settle_s]
