@@ -1,0 +1,73 @@
+"""Every worker node gone mid-download: the stage stops after `cluster.node_wait_s` with one line naming the
+shards not done, keeps what was committed, and a rerun on a new node resumes per sample."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+
+import pytest
+
+from tests.cluster.conftest import STORE_BYTES, WORKER_CPUS
+from tests.cluster.test_ray_engine import count_samples, fault_routes, write_list
+from tests.download.fault_server import FAST, Outcome
+from tests.factories import write_params
+
+pytestmark = pytest.mark.slow
+
+NODE_WAIT_S = 5.0
+# Ray marks a killed node dead after its health checks fail (about 15 s by default); a loaded machine adds more.
+RAY_NOTICES_S = 60.0
+
+
+def test_the_run_stops_when_every_worker_node_is_gone_and_a_rerun_resumes(ray_cluster, image_server, tmp_path,
+                                                                         caplog):
+    from tests.pipelines import load_pipeline
+
+    fault_routes(image_server)
+    settings = dataclasses.replace(FAST, samples_per_shard=20, concurrency=1)
+    section = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()}
+    params = write_params(tmp_path / "params.yaml", download=section,
+                          cluster={"engine": "ray", "address": "", "node_wait_s": NODE_WAIT_S})
+    sources = [image_server.url(f"/slow/{7000 + i}.jpg" if i % 9 else f"/missing/{7000 + i}.jpg") for i in range(240)]
+    list_path, out = write_list(tmp_path, sources), tmp_path / "images"
+    argv = ["--list", str(list_path), "--out", str(out), "--report", str(tmp_path / "report.json"),
+            "--params", str(params)]
+    killed = {}
+
+    def remove_every_worker_node():  # four attempts run, two on each node
+        while len(list(out.glob(".attempts/*/*.tar.partial"))) < 3:
+            time.sleep(0.02)
+        killed["committed"] = sorted(p.name for p in out.glob("*.tar"))
+        for node in ray_cluster.worker_nodes.copy():
+            ray_cluster.remove_node(node, allow_graceful=False)
+        killed["at"] = time.monotonic()
+
+    killer = threading.Thread(target=remove_every_worker_node, daemon=True)
+    killer.start()
+    caplog.set_level(logging.WARNING)
+    try:
+        assert load_pipeline("download_images").main(argv) == 1
+        stopped_at = time.monotonic()
+    finally:
+        killer.join(timeout=60)
+        for _ in range(2):  # the next tests find two workers again
+            ray_cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)
+        ray_cluster.wait_for_nodes()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert "no Ray node could run a shard task for 5 s" in errors[0] and "shards not done (shards " in errors[0]
+    assert NODE_WAIT_S <= stopped_at - killed["at"] <= NODE_WAIT_S + RAY_NOTICES_S
+    assert set(killed["committed"]) <= {p.name for p in out.glob("*.tar")}  # nothing committed is lost
+    stored_before = count_samples(out)
+    fetched_before = sum(n for path, n in image_server.hits.items() if path.startswith("/slow/7"))
+
+    assert load_pipeline("download_images").main(argv) == 0
+    outcome = Outcome(out, {})  # refuses a sample stored twice
+    reachable = {i + 1 for i in range(240) if i % 9}
+    assert set(outcome.samples) == reachable and sorted(outcome.statuses) == list(range(1, 241))
+    fetched = sum(n for path, n in image_server.hits.items() if path.startswith("/slow/7"))
+    assert stored_before > 0 and fetched - fetched_before <= len(reachable) - stored_before  # resumed per sample
+    assert not (out / ".attempts").exists()
