@@ -48,7 +48,7 @@ def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple
     limit_malloc_arenas()
     node = ray.get_runtime_context().get_node_id()
     queue = InboxQueue(inbox, owner)
-    queue.put(("started", node, os.getpid()))
+    ray.get(inbox.put.remote((owner, ("started", node, os.getpid()))))  # known to the driver before any work
     folder = seed_attempt(task.out, task.shard_index, token)
     config = task.settings.config
     gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=RemoteBudget(budget, owner),
