@@ -1,8 +1,8 @@
 """The Ray engine of the download: one task per shard on whichever node, one bar and one report here.
 
 `run_ray(tasks, progress, cluster)` is `engines.run_local`'s loop with another way to start a
-shard task: the driver keeps at most `tasks_in_flight` attempts submitted (one per cluster CPU by
-default), holds nothing of the list but shard numbers and never more results than the tasks in
+shard task: the driver keeps at most `tasks_in_flight` attempts submitted (by default one per CPU
+of the live nodes, followed as nodes come and go), holds nothing of the list but shard numbers and never more results than the tasks in
 flight, and commits each finished attempt itself (`attempts.commit`), so a lost attempt that still
 runs is fenced. An attempt lost with its node or worker is retried on another node, from what it
 stored, up to `shard_attempts` tries; its host slots are freed (`forget_owner`). A bad line or a
@@ -56,7 +56,7 @@ class RayRun:
         self.lost: list[str] = []
         self.peak_rss_kb, self.shown, self.committed = 0, 0.0, 0
         self.watch = NodeWatch(cluster.node_wait_s)
-        self.limit = cluster.tasks_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.watch.check()
         self.budget = start_budget(config.per_host_concurrency, config.per_host_concurrency_min,
                                    config.per_host_concurrency_max)
         self.inbox = ray.remote(Inbox).options(num_cpus=0, max_restarts=0, scheduling_strategy=on_this_node()).remote()
@@ -71,6 +71,11 @@ class RayRun:
 
     def stopped_before(self, task: ShardTask) -> bool:
         return any(index < task.shard_index for index, _, _ in self.input_errors)
+
+    @property
+    def limit(self) -> int:
+        """Attempts submitted at once: `tasks_in_flight`, or one per CPU of the live nodes (nodes may join later)."""
+        return self.cluster.tasks_in_flight or max(1, int(self.watch.cpus))
 
     def fill(self) -> None:
         while self.waiting and len(self.in_flight) < self.limit:
