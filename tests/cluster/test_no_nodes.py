@@ -71,3 +71,37 @@ def test_the_run_stops_when_every_worker_node_is_gone_and_a_rerun_resumes(ray_cl
     fetched = sum(n for path, n in image_server.hits.items() if path.startswith("/slow/7"))
     assert stored_before > 0 and fetched - fetched_before <= len(reachable) - stored_before  # resumed per sample
     assert not (out / ".attempts").exists()
+
+
+def test_a_node_that_joins_within_the_wait_runs_the_shards(ray_cluster, image_server, tmp_path):
+    """The run starts with no worker node; one joins after a few seconds, well within `node_wait_s`: every shard runs on it."""
+    import ray
+
+    from mlimages.cluster.config import ClusterConfig
+    from mlimages.cluster.engines import download_engine
+    from mlimages.download import download
+    from tests.factories import params_config
+
+    for node in ray_cluster.worker_nodes.copy():
+        ray_cluster.remove_node(node, allow_graceful=True)
+    deadline = time.monotonic() + RAY_NOTICES_S
+    while ray.cluster_resources().get("CPU", 0) >= 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    sources = [image_server.url(f"/ok/{8000 + i}.jpg") for i in range(60)]
+    engine = download_engine(params_config("cluster", ClusterConfig, engine="ray", address="", node_wait_s=120.0))
+    reports = []
+    run = threading.Thread(target=lambda: reports.append(download(
+        write_list(tmp_path, sources), tmp_path / "images", tmp_path / "report.json",
+        dataclasses.replace(FAST, samples_per_shard=10), engine=engine)), daemon=True)
+    run.start()
+    try:
+        time.sleep(3.0)
+        assert run.is_alive() and not list((tmp_path / "images").glob("*.tar"))  # waiting for a node
+        ray_cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)  # Ray adds nodes from the main thread
+        run.join(timeout=300)
+    finally:
+        ray_cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)
+        ray_cluster.wait_for_nodes()
+    report = reports[0]
+    assert report["stored"] == 60 and report["shards"] == 6
+    assert (report["run"]["nodes"], report["run"]["attempts"], report["run"]["retries"]) == (1, 6, 0)
