@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.cluster_memory import local_worker_layer, ray_node_peak_mb, ray_worker_layers  # noqa: E402
+from benchmarks.cluster_memory import layer_rows, local_worker_layer, ray_node_peak_mb, ray_worker_layers  # noqa: E402
 from benchmarks.download_mixes import latency_bound_s, make_mix, make_photos, repo_download_config  # noqa: E402
 from benchmarks.download_scale import (  # noqa: E402
     BENCH_ATTEMPTS, BENCH_BACKOFF_S, BENCH_DEADLINE_S, peak_rss_mb, spread_list, tls_env,
@@ -238,13 +238,7 @@ def render(setup: dict, local: dict, ray: dict) -> str:
               ["records build", f"{local['records_driver_mb']:.0f}", "-", f"{ray['records_driver_mb']:.0f}",
                f"{ray['records_workers_mb']:.0f}"]]
     identical = len(local["digests"] | ray["digests"]) == 1
-    ray_layers, local_layer = ray["layers"], local["layers"][0]
-    layers = [["a worker before its first shard (interpreter, runtime; local: with our modules)",
-               mb(local_layer), mb(ray_layers[0])],
-              ["+ Ray's serialization add-ons (pydantic, starlette, pyarrow), once it got a task argument", "-",
-               mb(ray_layers[1])],
-              ["+ the download task's modules (`mlimages.cluster.shard_task`)", "-", mb(ray_layers[2])],
-              ["peak during the download (VmHWM)", f"{local['workers_mb']:.0f}", f"{ray['workers_mb']:.0f}"]]
+    layers = layer_rows(local, ray)
     load = ", ".join(f"{a:.1f}" for a in setup["load_before"]) + " before; " + ", ".join(
         f"{a:.1f}" for a in setup["load_after"]) + " after"
     return f"""Download: the latency-bound "spread" mix, {setup['count']} lines ({local['stored']} stored), equal
@@ -271,10 +265,6 @@ Storage: {local['bytes_per_image'] / 1e3:.0f} kB per stored image in the downloa
 0.8-12 MP, stored as fetched), {local['bytes_per_record'] / 1e3:.1f} kB per record (release photos, shorter side
 {setup['shorter_side']} px, JPEG quality {setup['jpeg_quality']}).
 """
-
-
-def mb(layer: dict) -> str:
-    return f"{layer['VmRSS']:.0f} ({layer['RssAnon']:.0f} + {layer['RssFile']:.0f})"
 
 
 def main() -> None:

@@ -94,3 +94,18 @@ def ray_node_peak_mb(node) -> float:
             if parent in raylets:
                 pids.add(int(entry.name))
     return sum(status_mb(pid).get("VmHWM", 0.0) for pid in pids)
+
+
+def layer_rows(local: dict, ray: dict) -> list[list[str]]:
+    """The benchmark table's rows: what a download worker holds, layer by layer (the probes above), then its peak."""
+    ray_layers, local_layer = ray["layers"], local["layers"][0]
+    return [["a worker before its first shard (interpreter, runtime; local: with our modules)",
+             mb(local_layer), mb(ray_layers[0])],
+            ["+ Ray's serialization add-ons (pydantic, starlette, pyarrow), once it got a task argument", "-",
+             mb(ray_layers[1])],
+            ["+ the download task's modules (`mlimages.cluster.shard_task`)", "-", mb(ray_layers[2])],
+            ["peak during the download (VmHWM)", f"{local['workers_mb']:.0f}", f"{ray['workers_mb']:.0f}"]]
+
+
+def mb(layer: dict) -> str:
+    return f"{layer['VmRSS']:.0f} ({layer['RssAnon']:.0f} + {layer['RssFile']:.0f})"

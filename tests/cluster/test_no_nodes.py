@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,30 +23,36 @@ NODE_WAIT_S = 5.0
 RAY_NOTICES_S = 60.0
 
 
-def test_the_run_stops_when_every_worker_node_is_gone_and_a_rerun_resumes(ray_cluster, image_server, tmp_path,
-                                                                         caplog):
-    from tests.pipelines import load_pipeline
-
-    fault_routes(image_server)
+def stage_args(tmp_path: Path, server) -> tuple[list[str], Path]:
+    """The download stage's command line on 240 slow lines (every 9th a 404), 12 shards, one fetch per task."""
+    fault_routes(server)
     settings = dataclasses.replace(FAST, samples_per_shard=20, concurrency=1)
     section = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()}
     params = write_params(tmp_path / "params.yaml", download=section,
                           cluster={"engine": "ray", "address": "", "node_wait_s": NODE_WAIT_S})
-    sources = [image_server.url(f"/slow/{7000 + i}.jpg" if i % 9 else f"/missing/{7000 + i}.jpg") for i in range(240)]
+    sources = [server.url(f"/slow/{7000 + i}.jpg" if i % 9 else f"/missing/{7000 + i}.jpg") for i in range(240)]
     list_path, out = write_list(tmp_path, sources), tmp_path / "images"
-    argv = ["--list", str(list_path), "--out", str(out), "--report", str(tmp_path / "report.json"),
-            "--params", str(params)]
+    return ["--list", str(list_path), "--out", str(out), "--report", str(tmp_path / "report.json"),
+            "--params", str(params)], out
+
+
+def remove_every_worker_node(cluster, out: Path, killed: dict) -> None:
+    """Once four attempts run (two on each node) and some stored samples: kill both worker nodes."""
+    while len(list(out.glob(".attempts/*/*.tar.partial"))) < 3:
+        time.sleep(0.02)
+    killed["committed"] = sorted(p.name for p in out.glob("*.tar"))
+    for node in cluster.worker_nodes.copy():
+        cluster.remove_node(node, allow_graceful=False)
+    killed["at"] = time.monotonic()
+
+
+def test_the_run_stops_when_every_worker_node_is_gone_and_a_rerun_resumes(ray_cluster, image_server, tmp_path,
+                                                                         caplog):
+    from tests.pipelines import load_pipeline
+
+    argv, out = stage_args(tmp_path, image_server)
     killed = {}
-
-    def remove_every_worker_node():  # four attempts run, two on each node
-        while len(list(out.glob(".attempts/*/*.tar.partial"))) < 3:
-            time.sleep(0.02)
-        killed["committed"] = sorted(p.name for p in out.glob("*.tar"))
-        for node in ray_cluster.worker_nodes.copy():
-            ray_cluster.remove_node(node, allow_graceful=False)
-        killed["at"] = time.monotonic()
-
-    killer = threading.Thread(target=remove_every_worker_node, daemon=True)
+    killer = threading.Thread(target=remove_every_worker_node, args=(ray_cluster, out, killed), daemon=True)
     killer.start()
     caplog.set_level(logging.WARNING)
     try:
@@ -74,7 +81,8 @@ def test_the_run_stops_when_every_worker_node_is_gone_and_a_rerun_resumes(ray_cl
 
 
 def test_a_node_that_joins_within_the_wait_runs_the_shards(ray_cluster, image_server, tmp_path):
-    """The run starts with no worker node; one joins after a few seconds, well within `node_wait_s`: every shard runs on it."""
+    """The run starts with no worker node; one joins after a few seconds, well within `node_wait_s`: every shard
+    runs on it."""
     import ray
 
     from mlimages.cluster.config import ClusterConfig

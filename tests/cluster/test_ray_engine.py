@@ -185,6 +185,15 @@ def test_a_503_pauses_the_host_on_every_node(ray_cluster, image_server, tmp_path
     assert "on 2 nodes" in caplog.text
 
 
+def keeping_bar(engine, bars: list):
+    """`engine`, keeping the run's progress bar in `bars` to read afterwards."""
+    def run_keeping(tasks, progress):
+        bars.append(progress)
+        return engine(tasks, progress)
+
+    return run_keeping
+
+
 def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, caplog):
     """Every reachable image stored once, every line recorded once, archives whole, no temporary files."""
     fault_routes(image_server)
@@ -201,13 +210,8 @@ def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, ca
     killer.start()
     caplog.set_level(logging.WARNING, logger="mlimages.cluster")
     bars = []
-
-    def engine(tasks, progress):  # the Ray engine, keeping the run's bar to read afterwards
-        bars.append(progress)
-        return download_engine(RAY)(tasks, progress)
-
     try:
-        outcome = run(tmp_path, sources, engine, samples_per_shard=40, concurrency=1)
+        outcome = run(tmp_path, sources, keeping_bar(download_engine(RAY), bars), samples_per_shard=40, concurrency=1)
     finally:
         killer.join(timeout=60)
         ray_cluster.add_node(num_cpus=2, object_store_memory=80 * 2**20)  # the next module finds two workers
