@@ -105,7 +105,8 @@ def test_a_node_that_joins_within_the_wait_runs_the_shards(ray_cluster, image_se
     try:
         time.sleep(3.0)
         assert run.is_alive() and not list((tmp_path / "images").glob("*.tar"))  # waiting for a node
-        ray_cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)  # Ray adds nodes from the main thread
+        # Ray adds a node from the main thread only (it sets signal handlers)
+        ray_cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)
         run.join(timeout=300)
     finally:
         ray_cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)
