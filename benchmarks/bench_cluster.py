@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.cluster_memory import layer_rows, local_worker_layer, ray_node_peak_mb, ray_worker_layers  # noqa: E402
 from benchmarks.download_mixes import latency_bound_s, make_mix, make_photos, repo_download_config  # noqa: E402
 from benchmarks.download_scale import (  # noqa: E402
     BENCH_ATTEMPTS, BENCH_BACKOFF_S, BENCH_DEADLINE_S, peak_rss_mb, spread_list, tls_env,
@@ -96,8 +97,10 @@ def child(args: argparse.Namespace) -> dict:
     engines = dataclasses.replace(load_params("cluster", ClusterConfig, REPO / "params.yaml"), engine=args.child,
                                   address="", tasks_in_flight=2, records_chunk=8)
     try:
-        result = child_download(args, engines)
+        result = {"layers": ray_worker_layers() if cluster else [local_worker_layer()]}
+        result.update(child_download(args, engines))
         result["download_workers_mb"] = ray_worker_peak_mb(cluster) if cluster else local_workers_peak_mb()
+        result["download_node_mb"] = max(ray_node_peak_mb(node) for node in cluster.worker_nodes) if cluster else 0.0
         result["download_driver_mb"] = peak_rss_mb()
         result.update(child_records(args, engines))
         result["records_workers_mb"] = ray_worker_peak_mb(cluster) if cluster else 0.0
@@ -219,6 +222,7 @@ def best(runs: list[dict]) -> dict:
             "workers_mb": max(r["download_workers_mb"] for r in runs),
             "records_driver_mb": max(r["records_driver_mb"] for r in runs),
             "records_workers_mb": max(r["records_workers_mb"] for r in runs),
+            "node_mb": max(r["download_node_mb"] for r in runs), "layers": runs[0]["layers"],
             "bytes_per_image": first["bytes_per_image"], "bytes_per_record": first["bytes_per_record"]}
 
 
@@ -234,6 +238,7 @@ def render(setup: dict, local: dict, ray: dict) -> str:
               ["records build", f"{local['records_driver_mb']:.0f}", "-", f"{ray['records_driver_mb']:.0f}",
                f"{ray['records_workers_mb']:.0f}"]]
     identical = len(local["digests"] | ray["digests"]) == 1
+    layers = layer_rows(local, ray)
     load = ", ".join(f"{a:.1f}" for a in setup["load_before"]) + " before; " + ", ".join(
         f"{a:.1f}" for a in setup["load_after"]) + " after"
     return f"""Download: the latency-bound "spread" mix, {setup['count']} lines ({local['stored']} stored), equal
@@ -248,6 +253,12 @@ average (1, 5, 15 min) {load}; its 2 cores also run the loopback server, the ray
 Peak memory (VmHWM, MB):
 
 {markdown_table(["part", "local driver", "local largest worker", "Ray driver", "Ray largest worker"], memory)}
+
+What a download worker process holds (VmRSS, MB: resident = anonymous + file-backed; the file-backed
+pages are shared libraries, shared by the processes of a node). A Ray worker node at its peak (raylet,
+its workers and agents, each process's VmHWM added up): {ray['node_mb']:.0f} MB.
+
+{markdown_table(["layer", "local worker", "Ray worker"], layers)}
 
 Records byte-identical between the engines (and across repeats): {"yes" if identical else "NO"}.
 Storage: {local['bytes_per_image'] / 1e3:.0f} kB per stored image in the download's shards (the server's photos,

@@ -23,6 +23,9 @@ class ClusterConfig:
             ``HOST:PORT`` of its head; empty starts a private one-node Ray in this process.
         shard_attempts: tries per shard task when its node or worker dies (the retry resumes
             from what the lost attempt stored).
+        node_wait_s: how long the driver waits with no live node that can run a shard task (every
+            worker node gone, or none joined yet) before it stops the run, naming the shards not
+            done; what was committed is kept and a rerun resumes per sample.
         tasks_in_flight: shard tasks submitted at once; 0: one per CPU of the cluster.
         records_chunk: images per transcode task of the records build.
     """
@@ -30,17 +33,19 @@ class ClusterConfig:
     engine: Literal["local", "ray"]
     address: str
     shard_attempts: int
+    node_wait_s: float
     tasks_in_flight: int
     records_chunk: int
 
     def __post_init__(self):
         if self.shard_attempts < 1:
             raise InputError(f"must be at least 1, got {self.shard_attempts}", "params.yaml: cluster.shard_attempts")
+        if self.node_wait_s <= 0:
+            raise InputError(f"must be more than 0 seconds, got {self.node_wait_s}", "params.yaml: cluster.node_wait_s")
         if self.tasks_in_flight < 0:
             raise InputError(f"must be 0 or more, got {self.tasks_in_flight}", "params.yaml: cluster.tasks_in_flight")
         if self.records_chunk < 1:
             raise InputError(f"must be at least 1, got {self.records_chunk}", "params.yaml: cluster.records_chunk")
-
 
 
 def require_ray() -> None:

@@ -29,10 +29,6 @@ def connect(address: str) -> None:
                          "params.yaml: cluster.address") from None
 
 
-def nodes_alive() -> int:
-    return sum(1 for node in ray.nodes() if node.get("Alive"))
-
-
 def on_this_node() -> NodeAffinitySchedulingStrategy:
     """Keep an actor on the driver's node: a lost worker node must not take the run's state along."""
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)

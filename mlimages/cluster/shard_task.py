@@ -2,13 +2,15 @@
 
 The attempt runs `task.run_tasks` on its own folder (`attempts.seed_attempt`), with a `HostGate`
 whose host budget is the cluster's actor (`budget.RemoteBudget`) and a progress sink that posts
-batches to the driver's inbox actor. It returns what the driver needs to commit and report; a bad
-line or a stale shard comes back as a value (`("input", message, where)`), not as an exception,
-so the driver can tell it from a lost node.
+batches to the driver's inbox actor, after a first message saying where the attempt runs (node,
+process). It returns what the driver needs to commit and report; a bad line or a stale shard
+comes back as a value (`("input", message, where)`), not as an exception, so the driver can tell
+it from a lost node.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 from pathlib import Path
 
@@ -25,13 +27,16 @@ from mlimages.errors import InputError
 
 
 class InboxQueue:
-    """The `put` a `ProgressSender` calls, posting to the driver's inbox actor without waiting."""
+    """The `put` a `ProgressSender` calls, posting to the driver's inbox actor without waiting.
 
-    def __init__(self, inbox):
-        self.inbox = inbox
+    Every message names its attempt (`owner`): the driver counts a retried attempt's lines once.
+    """
+
+    def __init__(self, inbox, owner: int):
+        self.inbox, self.owner = inbox, owner
 
     def put(self, message) -> None:
-        self.inbox.put.remote(message)
+        self.inbox.put.remote((self.owner, message))
 
 
 def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple:
@@ -41,11 +46,14 @@ def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple
         ``("done", token, tally, peak_rss_kb, node_id)``, or ``("input", token, message, where)``.
     """
     limit_malloc_arenas()
+    node = ray.get_runtime_context().get_node_id()
+    queue = InboxQueue(inbox, owner)
+    ray.get(inbox.put.remote((owner, ("started", node, os.getpid()))))  # known to the driver before any work
     folder = seed_attempt(task.out, task.shard_index, token)
     config = task.settings.config
     gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=RemoteBudget(budget, owner),
                     batch_releases=True)
-    sender = ProgressSender(InboxQueue(inbox))
+    sender = ProgressSender(queue)
     here = ShardTask(task.list_path, task.shard_index, task.settings, Path(folder))
     try:
         tally = run_tasks([here], Services(gate, sender))
@@ -53,7 +61,6 @@ def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple
         sender.flush()
         return ("input", token, error.message, error.where)
     sender.flush()
-    node = ray.get_runtime_context().get_node_id()
     return ("done", token, tally, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, node)
 
 

@@ -64,6 +64,12 @@ class Progress:
         if group != SKIPPED:
             self._warn_if_failing(now)
 
+    def withdraw(self, statuses: collections.Counter, skipped: int) -> None:
+        """Take back lines counted for a shard attempt that is retried (the retry counts them again)."""
+        for status, count in statuses.items():
+            self.groups[group_of(status)] -= count
+        self.bar.update(-(sum(statuses.values()) + skipped))
+
     def _set_postfix(self) -> None:
         rate = success_rate(self.groups[STORED], self.groups[FAILED])
         counts = {group: f"{self.groups[group]:,}" for group in GROUPS}  # strings: tqdm would print 2e+4

@@ -33,6 +33,9 @@ class Tally:
     fetched_ok: int = 0
     fetched_bytes: int = 0
     mirror: collections.Counter = field(default_factory=collections.Counter)  # see `mirror_kind`
+    # What ran the shards, as a cluster engine knows it (Ray: processes, nodes, attempts, retries),
+    # for the report's `run` block; empty for the local engine, whose process count the run knows.
+    engine_run: dict = field(default_factory=dict)
 
     def merge(self, other: "Tally") -> None:
         """Add the counts of another process's (or task's) tally."""
@@ -100,6 +103,7 @@ def build_report(tally: Tally, elapsed_s: float, shard_index: int, num_shards: i
             "processes": processes,
             "urls_per_s": round(tally.fetched / elapsed_s, 3) if elapsed_s > 0 else 0.0,
             "images_per_s": round(tally.fetched_ok / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+            **tally.engine_run,
         },
     }
 
@@ -107,6 +111,14 @@ def build_report(tally: Tally, elapsed_s: float, shard_index: int, num_shards: i
 def write_report(report: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+def on_nodes(run: dict) -> str:
+    """`` on 2 Ray nodes (9 shard attempts, 1 retried)`` when a cluster engine ran the shards."""
+    if "nodes" not in run:
+        return ""
+    return (f" on {run['nodes']} {run['engine'].capitalize()} nodes ({run['attempts']} shard attempts, "
+            f"{run['retries']} retried)")
 
 
 def log_summary(report: dict, out: Path) -> None:
@@ -117,7 +129,7 @@ def log_summary(report: dict, out: Path) -> None:
         f"  lines {report['lines']:,}  stored {report['stored']:,}  skipped by policy {report['skipped']:,}  "
         f"failed {report['failed']:,}  success rate {100 * report['success_rate']:.1f}% (stored / (stored + failed))",
         f"  {report['bytes'] / 1e6:,.1f} MB in {report['shards']} shards; this run: fetched {run['fetched']:,} "
-        f"in {run['elapsed_s']:.1f} s with {run['processes']} processes "
+        f"in {run['elapsed_s']:.1f} s with {run['processes']} processes{on_nodes(run)} "
         f"({run['urls_per_s']:.1f} URLs/s, {run['images_per_s']:.1f} images/s)",
     ]
     mirror = report["mirror"]

@@ -86,6 +86,10 @@ def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_serv
     assert {k: v for k, v in on_ray.report.items() if k != "run"} == {k: v for k, v in local.report.items()
                                                                        if k != "run"}
     assert not (tmp_path / "ray" / "images" / ".attempts").exists()
+    ran = on_ray.report["run"]  # what ran, not the local process count
+    assert (ran["engine"], ran["nodes"], ran["attempts"], ran["retries"]) == ("ray", 2, 12, 0)
+    assert 2 <= ran["processes"] <= 12
+    assert local.report["run"]["processes"] == 2 and "nodes" not in local.report["run"]
 
     config = params_config("records", RecordsConfig, min_shards=3)
     build_ml_images(tmp_path / "local" / "images", hierarchy_file, tmp_path / "rec-local", config, mapper=map_ordered)
@@ -181,6 +185,15 @@ def test_a_503_pauses_the_host_on_every_node(ray_cluster, image_server, tmp_path
     assert "on 2 nodes" in caplog.text
 
 
+def keeping_bar(engine, bars: list):
+    """`engine`, keeping the run's progress bar in `bars` to read afterwards."""
+    def run_keeping(tasks, progress):
+        bars.append(progress)
+        return engine(tasks, progress)
+
+    return run_keeping
+
+
 def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, caplog):
     """Every reachable image stored once, every line recorded once, archives whole, no temporary files."""
     fault_routes(image_server)
@@ -196,12 +209,16 @@ def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, ca
     killer = threading.Thread(target=remove_when_started, daemon=True)
     killer.start()
     caplog.set_level(logging.WARNING, logger="mlimages.cluster")
+    bars = []
     try:
-        outcome = run(tmp_path, sources, download_engine(RAY), samples_per_shard=40, concurrency=1)
+        outcome = run(tmp_path, sources, keeping_bar(download_engine(RAY), bars), samples_per_shard=40, concurrency=1)
     finally:
         killer.join(timeout=60)
         ray_cluster.add_node(num_cpus=2, object_store_memory=80 * 2**20)  # the next module finds two workers
     assert "lost" in caplog.text  # an attempt was retried on the other node
+    assert bars[0].bar.n == 320  # the retries' lines counted once on the bar, as in the report
+    ran = outcome.report["run"]
+    assert ran["retries"] >= 1 and ran["attempts"] == 8 + ran["retries"] and ran["nodes"] == 2
     assert sorted(outcome.statuses) == list(range(1, 321))
     reachable = {i + 1 for i in range(320) if i % 9}
     assert set(outcome.samples) == reachable  # Outcome refuses a sample stored twice
