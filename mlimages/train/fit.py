@@ -79,7 +79,7 @@ class Plan:
     total_steps: int
     switch_step: int  # first step trained at the final size (== total_steps: never)
     val_files: list
-    peers: PeerWatch | None = None  # armed by `fit` while the workers wait on each other
+    peers: PeerWatch  # what the run is doing, and the watchdog while the workers wait on each other
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir
     init_model = None if init_model in (None, "", SCRATCH) else init_model
     out_dir = Path(out_dir)
     with watched_strategy(config, out_dir / "checkpoints") as (strategy, peers):  # first: precedes other TF ops
-        plan = dataclasses.replace(make_plan(config, strategy, train_dir, val_dir), peers=peers)
+        plan = make_plan(config, strategy, train_dir, val_dir, peers)
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.precision)
         source = pin_source(init_model) if init_model else None
@@ -131,7 +131,7 @@ def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir
             keras.config.set_dtype_policy(previous_policy)
 
 
-def make_plan(config: TrainConfig, strategy, train_dir, val_dir) -> Plan:
+def make_plan(config: TrainConfig, strategy, train_dir, val_dir, peers: PeerWatch) -> Plan:
     """Check the record folders against the task and work out the run's length."""
     index = read_index(train_dir)
     kind = LABEL_KIND[config.task]
@@ -143,7 +143,7 @@ def make_plan(config: TrainConfig, strategy, train_dir, val_dir) -> Plan:
     steps_per_epoch = max(1, int(index["count"]) // config.batch_size)
     total = count_total_steps(config, steps_per_epoch)
     return Plan(config, strategy, is_chief(strategy), num_classes, steps_per_epoch, total,
-                find_size_switch_step(config, steps_per_epoch, total), val_files)
+                find_size_switch_step(config, steps_per_epoch, total), val_files, peers)
 
 
 def _restore_state(plan: Plan, out_dir: Path, source: str | None):
