@@ -49,7 +49,10 @@ class TrainConfig:
         checkpoint_every_steps: also validate and checkpoint every this many steps (0: off).
         keep_checkpoints: how many checkpoints are kept on disk.
         worker_timeout_s: ``multi_worker`` only: a worker silent for this long counts as lost and
-            every other worker stops (its heartbeats to the coordination service; see `distribute`).
+            every other worker stops, whatever it is doing, at most twice this long after the lost
+            worker's last sign of life (see `peers`).
+        worker_start_timeout_s: ``multi_worker`` only: every worker must have joined this long after
+            a worker starts, or that worker stops (the hosts of a cluster are started one by one).
         val_examples: size of the validation subset evaluated at each epoch end.
         val_batch_size: batch size of validation.
         experiment: MLflow experiment name.
@@ -88,6 +91,7 @@ class TrainConfig:
     checkpoint_every_steps: int
     keep_checkpoints: int
     worker_timeout_s: int
+    worker_start_timeout_s: int
     val_examples: int
     val_batch_size: int
     experiment: str

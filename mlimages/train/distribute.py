@@ -7,12 +7,12 @@ environment variable. Only the chief writes MLflow records and the real checkpoi
 A lost worker. Across hosts, a worker may vanish without closing its sockets (power, network,
 a hung process), and a collective waiting for it would wait forever. Measured with TF 2.21 on CPU:
 a killed worker's peers get UNAVAILABLE at once (its kernel resets the connections), while a
-silent one (SIGSTOP, cut link) is noticed only by the coordination service, whose leader (task 0)
-marks a task that misses heartbeats for `heartbeat_timeout` as unhealthy and aborts the
-collectives of every task. So the bound is that heartbeat timeout, set here from the config's
-`worker_timeout_s`, and it does not depend on how long a step or a validation takes (a collective
-timeout would: the other workers wait in the next all-reduce while the chief validates). The
-shutdown barrier gets the same bound, so a survivor does not wait for a lost peer at exit.
+silent one (SIGSTOP, cut link) is noticed only by missed heartbeats: the coordination service's
+leader (task 0) aborts the collectives of every task after `heartbeat_timeout`, set here from the
+config's `worker_timeout_s`. Phases outside a collective (the chief's validation, a checkpoint
+save) are bounded by the watchdog of `mlimages.train.peers`, with the same timeout. The shutdown
+barrier gets it too, so a survivor does not wait for a lost peer at exit, and the start waits for
+every worker at most `worker_start_timeout_s` (a registration barrier).
 """
 
 from __future__ import annotations
@@ -30,11 +30,14 @@ from mlimages.errors import InputError
 _log = logging.getLogger(__name__)
 
 
-def make_strategy(name: str, worker_timeout_s: float = 30) -> tf.distribute.Strategy:
+def make_strategy(name: str, worker_timeout_s: float = 30, worker_start_timeout_s: float = 600
+                  ) -> tf.distribute.Strategy:
     """Build the strategy `name` (``default``, ``mirrored``, ``multi_worker``).
 
     Call it first in a process: MultiWorkerMirroredStrategy must exist before other TF ops run.
-    `worker_timeout_s` bounds how long a multi-worker run waits for a silent worker.
+    `worker_timeout_s` bounds how long a multi-worker run waits for a silent worker, and
+    `worker_start_timeout_s` how long its start waits for every worker to join (then it raises
+    DeadlineExceededError naming the missing tasks).
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -51,16 +54,18 @@ def make_strategy(name: str, worker_timeout_s: float = 30) -> tf.distribute.Stra
         except json.JSONDecodeError as error:
             raise InputError(f"TF_CONFIG is not valid JSON ({error.msg})", "TF_CONFIG") from None
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-        configure_heartbeats(resolver.cluster_spec(), worker_timeout_s)
+        configure_heartbeats(resolver.cluster_spec(), worker_timeout_s, worker_start_timeout_s)
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     raise InputError(f"unknown strategy {name!r}", "strategy")
 
 
-def configure_heartbeats(cluster_spec: tf.train.ClusterSpec, timeout_s: float) -> None:
+def configure_heartbeats(cluster_spec: tf.train.ClusterSpec, timeout_s: float, start_timeout_s: float) -> None:
     """Set up the coordination service as MultiWorkerMirroredStrategy would, with our timeouts.
 
     The strategy configures the service itself only when none is configured yet, with TF's default
-    heartbeat timeout; there is no public option for it, hence the eager context here.
+    heartbeat timeout; there is no public option for it, hence the eager context here. Without a
+    registration barrier, task 0 waits for the others (an hour by default) inside a call that holds
+    the GIL, where no Python watchdog can run: the barrier makes that wait raise instead.
     """
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.distribute import multi_worker_util
@@ -71,7 +76,9 @@ def configure_heartbeats(cluster_spec: tf.train.ClusterSpec, timeout_s: float) -
     timeout_ms = int(timeout_s * 1000)
     context.context().configure_coordination_service(
         service_type="standalone", service_leader=multi_worker_util.coordination_leader(cluster_spec),
-        coordinated_jobs=jobs, heartbeat_timeout_in_ms=timeout_ms, shutdown_barrier_timeout_in_ms=timeout_ms)
+        coordinated_jobs=jobs, heartbeat_timeout_in_ms=timeout_ms, shutdown_barrier_timeout_in_ms=timeout_ms,
+        cluster_register_timeout_in_ms=int(start_timeout_s * 1000))
+    context.context().coordination_service.cluster_register_with_barrier = True
     _log.info("a worker silent for %.0f s counts as lost", timeout_s)
 
 
@@ -98,17 +105,19 @@ def worker_id(strategy: tf.distribute.Strategy) -> str:
 _TASK = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
 
 
-def describe_lost_worker(error: tf.errors.OpError, step: int, cluster_spec: tf.train.ClusterSpec,
+def describe_lost_worker(error: tf.errors.OpError, phase: str, cluster_spec: tf.train.ClusterSpec,
                          checkpoint: str | None) -> str:
     """One line for a collective that failed because a worker is gone: which task, and what is kept.
 
-    TF names the lost task after "unhealthy" when the coordination service saw it go silent, or as
-    the remote target of a call whose connection broke. A deadline with no task named is this
-    worker's heartbeat to the service timing out: the lost task is the service's leader.
+    TF names the lost task after "unhealthy" when the coordination service saw it go silent, after
+    "timed out task names" when it did not join at start, or as the remote target of a call whose
+    connection broke. A deadline with no task named is this worker's heartbeat to the service (or
+    its registration) timing out: the lost task is the service's leader.
+    `phase` is what this worker was doing (``step 12``, ``validation at step 10``).
     """
     message = error.message
     task = None
-    for marker in ("unhealthy", "remote target"):
+    for marker in ("unhealthy", "timed out task names", "remote target"):
         if marker in message:
             task = _TASK.search(message, message.index(marker))
             break
@@ -118,8 +127,16 @@ def describe_lost_worker(error: tf.errors.OpError, step: int, cluster_spec: tf.t
         task = _TASK.search(multi_worker_util.coordination_leader(cluster_spec))
     aborted = re.search(r"aborted by: ([^\n]*)", message)
     reason = aborted[1] if aborted else type(error).__name__
+    if "Wait_for_all_tasks_to_register" in message:
+        reason = "did not join in time: worker_start_timeout_s"
+    return format_lost_line(task[0], phase, reason, checkpoint)
+
+
+def format_lost_line(task: str, phase: str, reason: str, checkpoint: str | None) -> str:
+    """``lost worker 1 during PHASE (REASON); what is kept; how to resume`` for the task ``/job:worker/.../task:1``."""
+    job, index = _TASK.search(task).groups()
     kept = f"last checkpoint {checkpoint}" if checkpoint else "the chief's checkpoints are kept"
-    return (f"lost {task[1]} {task[2]} during step {step + 1} ({reason[:160]}); {kept}; "
+    return (f"lost {job} {index} during {phase} ({reason[:160]}); {kept}; "
             "run the same command on every host to resume")
 
 

@@ -19,10 +19,10 @@ from mlimages.tasks import LABEL_KIND
 from mlimages.tracking.outbox import TrackingLost
 from mlimages.tracking.runs import configure_tracking
 from mlimages.train.config import TrainConfig, parse_overrides
-from mlimages.train.fit import TrainingDiverged, WorkerLost, fit
+from mlimages.train.fit import TrainingDiverged, fit
+from mlimages.train.peers import EXIT_WORKER_LOST, WorkerLost, say_once
 
 EXIT_DIVERGED = 3
-EXIT_WORKER_LOST = 4
 EXIT_TRACKING_LOST = 5
 
 
@@ -57,7 +57,7 @@ def run_training(config: TrainConfig, train: str | Path, val: str | Path, out: s
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
     except WorkerLost as error:
-        print(f"error: {error}", file=sys.stderr)
+        say_once(str(error))  # unless the watchdog, stopping the process, said it first
         return EXIT_WORKER_LOST
     except TrackingLost as error:
         print(f"error: {error}", file=sys.stderr)

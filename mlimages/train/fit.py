@@ -41,8 +41,9 @@ from mlimages.tracking.runs import (
     start_or_resume_run,
 )
 from mlimages.train.config import TrainConfig, count_total_steps, find_size_switch_step
-from mlimages.train.distribute import describe_lost_worker, is_chief, make_strategy, worker_id
+from mlimages.train.distribute import is_chief, worker_id
 from mlimages.train.output_folder import claim_output_folder
+from mlimages.train.peers import PeerWatch, finish_together, watched_strategy
 from mlimages.train.state import build_train_state, make_train_step
 from mlimages.train.validation import validate
 
@@ -53,10 +54,6 @@ _log = logging.getLogger(__name__)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class WorkerLost(RuntimeError):
-    """A multi-worker run lost a worker; the checkpoints are kept and the same commands resume."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,7 @@ class Plan:
     total_steps: int
     switch_step: int  # first step trained at the final size (== total_steps: never)
     val_files: list
+    peers: PeerWatch  # what the run is doing, and the watchdog while the workers wait on each other
 
 
 @dataclass(frozen=True)
@@ -108,31 +106,32 @@ def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir
         init_model: finetune source (see `mlimages.tracking.pretrained`); None, "" or "scratch" trains from scratch.
 
     Returns:
-        The `FitResult`; raises `TrainingDiverged` on a NaN loss, `InputError` on bad input.
+        The `FitResult`; raises `TrainingDiverged` on a NaN loss, `WorkerLost` when a worker of a
+        ``multi_worker`` run is lost, `InputError` on bad input.
     """
-    strategy = make_strategy(config.strategy, config.worker_timeout_s)  # first: must precede other TF ops
     init_model = None if init_model in (None, "", SCRATCH) else init_model
     out_dir = Path(out_dir)
-    plan = make_plan(config, strategy, train_dir, val_dir)
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.precision)
-    source = pin_source(init_model) if init_model else None
-    params = {"task": config.task, **dataclasses.asdict(config), "train_dir": str(train_dir), "val_dir": str(val_dir),
-              "init_model": init_model or SCRATCH}
-    run_key = make_run_key({**params, "init_model_pinned": source}, out_dir)  # a moved alias trains anew
-    try:
-        if plan.chief:
-            claim_output_folder(out_dir, run_key)
-        state, manager = _restore_state(plan, out_dir, source)
-        if not plan.chief:
-            return _train(plan, Tracking(), state, manager, train_dir, out_dir)
-        with _tracked_run(plan, params, run_key, train_dir, val_dir, out_dir, source) as tracking:
-            return _train(plan, tracking, state, manager, train_dir, out_dir)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with watched_strategy(config, out_dir / "checkpoints") as (strategy, peers):  # first: precedes other TF ops
+        plan = make_plan(config, strategy, train_dir, val_dir, peers)
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(config.precision)
+        source = pin_source(init_model) if init_model else None
+        params = {"task": config.task, **dataclasses.asdict(config), "train_dir": str(train_dir),
+                  "val_dir": str(val_dir), "init_model": init_model or SCRATCH}
+        run_key = make_run_key({**params, "init_model_pinned": source}, out_dir)  # a moved alias trains anew
+        try:
+            if plan.chief:
+                claim_output_folder(out_dir, run_key)
+            state, manager = _restore_state(plan, out_dir, source)
+            if not plan.chief:
+                return _train(plan, Tracking(), state, manager, train_dir, out_dir)
+            with _tracked_run(plan, params, run_key, train_dir, val_dir, out_dir, source) as tracking:
+                return _train(plan, tracking, state, manager, train_dir, out_dir)
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
 
 
-def make_plan(config: TrainConfig, strategy, train_dir, val_dir) -> Plan:
+def make_plan(config: TrainConfig, strategy, train_dir, val_dir, peers: PeerWatch) -> Plan:
     """Check the record folders against the task and work out the run's length."""
     index = read_index(train_dir)
     kind = LABEL_KIND[config.task]
@@ -144,7 +143,7 @@ def make_plan(config: TrainConfig, strategy, train_dir, val_dir) -> Plan:
     steps_per_epoch = max(1, int(index["count"]) // config.batch_size)
     total = count_total_steps(config, steps_per_epoch)
     return Plan(config, strategy, is_chief(strategy), num_classes, steps_per_epoch, total,
-                find_size_switch_step(config, steps_per_epoch, total), val_files)
+                find_size_switch_step(config, steps_per_epoch, total), val_files, peers)
 
 
 def _restore_state(plan: Plan, out_dir: Path, source: str | None):
@@ -221,13 +220,9 @@ def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: P
     while step < plan.total_steps:
         if step == plan.switch_step and step > 0:
             iterator = _make_iterator(plan, train_dir, step)  # resolution switch (224 -> 299)
+        plan.peers.phase = f"step {step + 1}"
         images, targets = next(iterator)
-        try:
-            loss = float(train_step(images, targets, tf.constant(step, tf.int64)))
-        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as error:
-            checkpoint = manager.latest_checkpoint if plan.chief else None
-            cluster = plan.strategy.cluster_resolver.cluster_spec()
-            raise WorkerLost(describe_lost_worker(error, step, cluster, checkpoint)) from None
+        loss = float(train_step(images, targets, tf.constant(step, tf.int64)))
         step += 1
         if not math.isfinite(loss):
             _stop_diverged(plan, step, loss, manager)
@@ -237,6 +232,7 @@ def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: P
         if checkpoint_step:
             state.step.assign(step)
             metrics = _validate_and_save(plan, tracking, state, manager, step, loss)
+    finish_together(plan.peers, plan.strategy)  # the chief's final save and registration wait on no one
     return _finish(plan, tracking, state, out_dir, step, metrics)
 
 
@@ -262,10 +258,12 @@ def _validate_and_save(plan: Plan, tracking: Tracking, state, manager, step: int
         _stop_diverged(plan, step, float("nan"), manager, "the weights")
     metrics = {"loss": loss}
     if plan.chief:
+        plan.peers.phase = f"validation at step {step}"
         size = _input_config(plan, step - 1).image_size
         validation = validate(state.model, plan.val_files, plan.config, plan.num_classes, size)
         _log.info("step %d validation %s", step, {k: round(v, 4) for k, v in validation.items()})
         metrics.update(validation)
+    plan.peers.phase = f"checkpoint save at step {step}"
     manager.save(checkpoint_number=step)
     if plan.chief and step not in tracking.logged_steps:
         # the loss of this step is logged already; log_model links every metric of the step

@@ -76,7 +76,16 @@ RESET = ("Graph execution error:\n\nDetected at node on /job:worker/replica:0/ta
          "/job:worker/replica:0/task:2 while calling /tensorflow.WorkerService/RecvBuf:")
 
 
+# task 0 at start-up when task 1 never came (the registration barrier of worker_start_timeout_s)
+NEVER_JOINED = ("Barrier timed out. Id: [Init]Wait_for_all_tasks_to_register::0. This usually happens because a "
+                "task triggered the barrier too early or too slowly.\n# of tasks that reached the barrier: 1/2.\nThe "
+                "first task at the barrier: /job:worker/replica:0/task:0. Some timed out task names:\n"
+                "/job:worker/replica:0/task:1\n\nAdditional GRPC error information from remote target "
+                "/job:worker/replica:0/task:0 while calling /tensorflow.CoordinationService/RegisterTask:")
+
+
 @pytest.mark.parametrize("error, lost, reason", [
+    (tf.errors.DeadlineExceededError(None, None, NEVER_JOINED), "worker 1", "(did not join in time"),
     (tf.errors.UnavailableError(None, None, SILENT), "worker 1", "Error reported from /job:worker/task:1"),
     (tf.errors.UnavailableError(None, None, RESET), "worker 2", "(Socket closed)"),
     # this worker's heartbeat to the coordination service timed out: the service's host (task 0) is gone
@@ -84,7 +93,7 @@ RESET = ("Graph execution error:\n\nDetected at node on /job:worker/replica:0/ta
 ])
 def test_lost_worker_line_names_the_task(error, lost, reason):
     cluster = tf.train.ClusterSpec({"worker": ["h0:1", "h1:1", "h2:1"]})
-    line = describe_lost_worker(error, 11, cluster, "out/checkpoints/ckpt-10")
+    line = describe_lost_worker(error, "step 12", cluster, "out/checkpoints/ckpt-10")
     assert "\n" not in line and line.startswith(f"lost {lost} during step 12 ") and reason in line
     assert "last checkpoint out/checkpoints/ckpt-10; run the same command on every host to resume" in line
-    assert "the chief's checkpoints are kept" in describe_lost_worker(error, 11, cluster, None)
+    assert "the chief's checkpoints are kept" in describe_lost_worker(error, "step 12", cluster, None)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .fakes import write_tiny_params
+from .fakes import REPO, write_tiny_params
 
 pytestmark = pytest.mark.slow  # two TensorFlow processes training together
 
@@ -72,3 +72,19 @@ def test_multi_worker_two_processes_end_with_identical_weights(tiny_records, tra
     for a, b in zip(chief, other):
         np.testing.assert_array_equal(a, b)
     assert (tmp_path / "out" / "model.keras").is_file()  # only the chief writes the model and the run
+
+
+def test_a_worker_that_never_joins_stops_the_others_after_worker_start_timeout_s(tiny_records, tracking_uri,
+                                                                                 tmp_path):
+    write_tiny_params(tmp_path / "params.yaml", {"steps": 2, "strategy": "multi_worker", "worker_start_timeout_s": 3},
+                      {})
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}  # task 1 is never started
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})}
+    pretrain = [sys.executable, str(REPO / "pipelines" / "pretrain.py"), "--train", str(tiny_records["ml_train"]),
+                "--val", str(tiny_records["ml_val"]), "--out", "out", "--params", "params.yaml"]
+    # without a bound TensorFlow waits an hour for the missing task
+    done = subprocess.run(pretrain, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 4 and len(lines) == 1, done.stderr[-3000:]
+    assert lines[0] == ("error: lost worker 1 during start-up (did not join in time: worker_start_timeout_s); the "
+                        "chief's checkpoints are kept; run the same command on every host to resume")
