@@ -8,7 +8,7 @@ the one source of the task: `fit` reads it from ``config.task``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import ClassVar, Literal
 
 from mlimages.config import DEFAULT_PARAMS
@@ -151,6 +151,16 @@ class FinetuneConfig(TrainConfig):
 
     def size_switch(self) -> tuple[int, int]:
         return self.final_size_epochs, self.final_size
+
+
+# Bounds on waiting for other hosts: they decide when a run gives up, not what it trains. Left out of
+# the run key and the logged params, so raising one to get past a slow network resumes the same run.
+WAIT_BOUNDS = ("worker_timeout_s", "worker_start_timeout_s")
+
+
+def run_defining_params(config: TrainConfig) -> dict:
+    """The config's fields that define a run: every field but `WAIT_BOUNDS`."""
+    return {key: value for key, value in asdict(config).items() if key not in WAIT_BOUNDS}
 
 
 def count_total_steps(config: TrainConfig, steps_per_epoch: int) -> int:

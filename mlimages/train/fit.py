@@ -11,7 +11,6 @@ checkpoint is also an MLflow LoggedModel at its step, carrying the model's shape
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -40,7 +39,7 @@ from mlimages.tracking.runs import (
     last_logged_step, log_classes_file, log_dataset_input, log_flat_params, make_run_key,
     start_or_resume_run,
 )
-from mlimages.train.config import TrainConfig, count_total_steps, find_size_switch_step
+from mlimages.train.config import TrainConfig, count_total_steps, find_size_switch_step, run_defining_params
 from mlimages.train.distribute import is_chief, worker_id
 from mlimages.train.output_folder import claim_output_folder
 from mlimages.train.peers import PeerWatch, finish_together, watched_strategy
@@ -116,7 +115,7 @@ def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.precision)
         source = pin_source(init_model) if init_model else None
-        params = {"task": config.task, **dataclasses.asdict(config), "train_dir": str(train_dir),
+        params = {"task": config.task, **run_defining_params(config), "train_dir": str(train_dir),
                   "val_dir": str(val_dir), "init_model": init_model or SCRATCH}
         run_key = make_run_key({**params, "init_model_pinned": source}, out_dir)  # a moved alias trains anew
         try:

@@ -107,6 +107,9 @@ def test_same_command_again_trains_nothing_changed_params_train_anew(tiny_record
     again = fit(tiny_config(PretrainConfig, steps=4, checkpoint_every_steps=4), *args)
     assert again.run_id == first.run_id and "resumed from step 4" in caplog.text
     assert [m.tags[STEP_TAG] for m in find_checkpoints(first.run_id)] == ["4"]
+    patient = tiny_config(PretrainConfig, steps=4, checkpoint_every_steps=4, worker_timeout_s=900,
+                          worker_start_timeout_s=3600)  # bounds on waiting, not what is trained
+    assert fit(patient, *args).run_id == first.run_id
 
     changed = fit(tiny_config(PretrainConfig, steps=4, checkpoint_every_steps=4, base_lr=0.02), *args)
     assert changed.run_id != first.run_id and changed.step == 4
