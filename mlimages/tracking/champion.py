@@ -69,16 +69,17 @@ def show_champion(name: str, metric: str) -> None:
 def write_metric_tags(client, name: str, version: str, headline: dict[str, float], protocol: str) -> None:
     """Make `headline` and `protocol` the version's ``eval.*`` tags and its first tags.
 
-    The registry UI lists a version's tags in the order the tracking store returns them (the REST
-    response's order, not sorted), which is the order the rows were written: SQLite reads them by
-    an index on the version, i.e. in rowid order. A version is registered before it can be
-    evaluated (evaluation loads it through the registry), so its lineage tags come first. Creating
-    it with its metrics is not possible, and re-evaluations change them, so after writing the
-    metrics this deletes and re-writes the version's other tags: they go after the metrics. Metric
-    tags are updated in place, never deleted first, so a concurrent evaluation comparing champion
-    metrics (`update_champion`) never finds one missing; the lineage tags are gone for a moment,
-    and nothing but the model card (rewritten after this) and the UI reads them. The keys also sort
-    metrics first (``eval.`` < ``git_commit`` < ``mlimages.``), for a store that returns them by key.
+    The registry UI's versions table lists a version's tags in the order of the REST response,
+    which is the order the store returns the rows: the order they were written (SQLite reads them
+    through an index on the version, in rowid order). A version is registered before it can be
+    evaluated (evaluation loads it through the registry), and re-evaluations change the metrics,
+    so creating it with them is not possible: after writing the metrics this deletes and re-writes
+    the version's other tags, which puts them after the metrics. Metric tags are updated in place,
+    never deleted first, so a concurrent evaluation comparing champion metrics (`update_champion`)
+    never finds one missing; the lineage tags are gone for a moment, and nothing but the model card
+    (rewritten after this) and the UI reads them. The version's own page sorts its tag table by
+    key, where ``eval.`` comes before ``git_commit`` and ``mlimages.``: the metrics lead there too.
+    (A PostgreSQL store returns rows in their physical order, usually but not surely the write order.)
     """
     tags = client.get_model_version(name, version).tags
     for key in tags:  # a metric of an earlier evaluation only
