@@ -1,8 +1,8 @@
 """Evaluation results on registered versions, and the `champion` alias that follows the best one.
 
 A version's headline metrics are its tags (``eval.<metric>``, ``eval.protocol``), so the registry UI, the
-model card and `mlimages registry list` all show the same numbers, and they are its first tags. `champion` moves to a version
-only when it beats the current champion on the metric named in params (`registry:`).
+model card and `mlimages registry list` all show the same numbers, and they are its first tags.
+`champion` moves to a version only when it beats the current champion on the metric named in params (`registry:`).
 """
 
 from __future__ import annotations

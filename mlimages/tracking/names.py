@@ -22,7 +22,7 @@ STEP_TAG = "mlimages.step"  # a training checkpoint's global step (also on the s
 EPOCH_TAG = "mlimages.epoch"
 CLASSES_FILE_TAG = "mlimages.classes_file"  # artifact path of classes.tsv in the run
 SERVING_TAG = "mlimages.serving"  # "true" on the pyfunc built from a checkpoint
-CHECKPOINT_TAG = "mlimages.checkpoint"  # on a serving model: the checkpoint LoggedModel (or file:NAME) it was built from
+CHECKPOINT_TAG = "mlimages.checkpoint"  # on a serving model: the checkpoint LoggedModel (or file:NAME) it is from
 
 # Tags of registered versions: only what a person reads on the versions page. The links to the
 # serving LoggedModel (the version's source), its checkpoint and training run are MLflow's own

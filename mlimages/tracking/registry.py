@@ -6,10 +6,10 @@ the serving pyfunc (`mlimages.tracking.serving`) built from a Keras checkpoint L
 checkpoint's own training run at its step, so the version records its run, step, params and
 metrics. The version's tags are only what a person reads (training data, git commit, data version,
 then the metrics evaluation adds); its links are MLflow's own: source = the serving model, whose
-tags name the checkpoint, step and task (`mlimages.tracking.versions`), and run_id. Each new version takes the alias `candidate`; `champion` moves only after an evaluation
-beats the current champion on the metric named in params (`mlimages.tracking.champion`). Stages
-are never used. A function that registers says so in its name; `mlimages.tracking.versions`
-only looks versions up.
+tags name the checkpoint, step and task (`mlimages.tracking.versions`), and run_id. Each new version
+takes the alias `candidate`; `champion` moves only after an evaluation beats the current champion
+on the metric named in params (`mlimages.tracking.champion`). Stages are never used. A function
+that registers says so in its name; `mlimages.tracking.versions` only looks versions up.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from mlimages.errors import InputError
 from mlimages.tracking import registry
 from mlimages.tracking.champion import record_evaluation
 from mlimages.tracking.registry import RegistryConfig
-from mlimages.tracking.versions import read_version_source, resolve_versions
+from mlimages.tracking.versions import read_version_source, resolve_versions, source_from_tags
 
 from tests.tracking_fixtures import build_tiny_classifier
 
@@ -135,6 +135,15 @@ def test_rest_api_returns_the_metric_tags_first(tracking_store, served_model):
         query = f"name={served_model}&version=1"
         with urllib.request.urlopen(f"{address}/ajax-api/2.0/mlflow/model-versions/get?{query}") as reply:
             tags = [tag["key"] for tag in json.load(reply)["model_version"]["tags"]]
-        with urllib.request.urlopen(f"{address}/ajax-api/2.0/mlflow/model-versions/search?filter=name%3D%27{served_model}%27") as reply:
+        search = f"filter=name%3D%27{served_model}%27"
+        with urllib.request.urlopen(f"{address}/ajax-api/2.0/mlflow/model-versions/search?{search}") as reply:
             listed = [tag["key"] for tag in json.load(reply)["model_versions"][0]["tags"]]
     assert tags == listed == ["eval.top1_224", "eval.protocol"] + LINEAGE
+
+
+def test_version_source_reads_the_serving_model_then_the_tags_of_older_versions():
+    serving = {"mlimages.checkpoint": "m-2", "mlimages.task": "pretrain", "mlimages.step": "280"}
+    assert source_from_tags("m-1", serving, {}) == source_from_tags("m-1", {}, serving)  # registered before the move
+    source = source_from_tags("m-1", serving, {"mlimages.step": "1"})
+    assert (source.model_id, source.checkpoint, source.task, source.step) == ("m-1", "m-2", "pretrain", 280)
+    assert source_from_tags(None, {}, {}).step is None and source_from_tags(None, {}, {}).checkpoint == "?"
