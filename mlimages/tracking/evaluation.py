@@ -8,9 +8,9 @@ JSON file.
 
 With the dedup stage's ``leaked.tsv``, each version also gets a clean score (``*_clean``): the
 evaluation images with a copy in the pretraining data are left out (on the version's tags only
-when some image was). Which list applies follows the
-task: ML-Images val for a pretrained tagger, the finetune val set for a finetuned classifier (whose
-backbone saw the pretraining data; a model from scratch gets it too, so the two compare on one set).
+when some image was). Which list applies follows the task: ML-Images val for a pretrained tagger,
+the finetune val set for a finetuned classifier (whose backbone saw the pretraining data; a model
+from scratch gets it too, so the two compare on one set).
 """
 
 from __future__ import annotations
