@@ -1,12 +1,13 @@
 """Evaluation results on registered versions, and the `champion` alias that follows the best one.
 
 A version's headline metrics are its tags (``eval.<metric>``, ``eval.protocol``), so the registry UI, the
-model card and `mlimages registry list` all show the same numbers. `champion` moves to a version
-only when it beats the current champion on the metric named in params (`registry:`).
+model card and `mlimages registry list` all show the same numbers, and they are its first tags.
+`champion` moves to a version only when it beats the current champion on the metric named in params (`registry:`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -31,13 +32,7 @@ def record_evaluation(name: str, version: str, metrics: dict[str, float], protoc
         True when the version is (now) the champion.
     """
     client = mlflow.MlflowClient()
-    headline = select_headline_metrics(metrics, metric)
-    for key in client.get_model_version(name, version).tags:  # a metric of an earlier evaluation only
-        if key.startswith(EVAL_PREFIX) and key != PROTOCOL_TAG and key[len(EVAL_PREFIX):] not in headline:
-            client.delete_model_version_tag(name, version, key)
-    for key, value in headline.items():
-        client.set_model_version_tag(name, version, f"{EVAL_PREFIX}{key}", f"{value:.6g}")
-    client.set_model_version_tag(name, version, PROTOCOL_TAG, protocol)
+    write_metric_tags(client, name, version, select_headline_metrics(metrics, metric), protocol)
     if metric not in metrics:
         raise InputError(f"metric {metric!r} was not computed; computed: {', '.join(sorted(metrics))}",
                          "registry: pretrained_metric / finetuned_metric")
@@ -71,14 +66,61 @@ def show_champion(name: str, metric: str) -> None:
             return
 
 
+def write_metric_tags(client, name: str, version: str, headline: dict[str, float], protocol: str) -> None:
+    """Make `headline` and `protocol` the version's ``eval.*`` tags and its first tags.
+
+    The registry UI's versions table lists a version's tags in the order of the REST response,
+    which is the order the store returns the rows: the order they were written (SQLite reads them
+    through an index on the version, in rowid order). A version is registered before it can be
+    evaluated (evaluation loads it through the registry), and re-evaluations change the metrics,
+    so creating it with them is not possible: after writing the metrics this deletes and re-writes
+    the version's other tags, which puts them after the metrics. Metric tags are updated in place,
+    never deleted first, so a concurrent evaluation comparing champion metrics (`update_champion`)
+    never finds one missing; the lineage tags are gone for a moment, and nothing but the model card
+    (rewritten after this) and the UI reads them. The version's own page sorts its tag table by
+    key, where ``eval.`` comes before ``git_commit`` and ``mlimages.``: the metrics lead there too.
+    (A PostgreSQL store returns rows in their physical order, usually but not surely the write order.)
+    """
+    tags = client.get_model_version(name, version).tags
+    for key in tags:  # a metric of an earlier evaluation only
+        if key.startswith(EVAL_PREFIX) and key != PROTOCOL_TAG and key[len(EVAL_PREFIX):] not in headline:
+            client.delete_model_version_tag(name, version, key)
+    for key, value in headline.items():
+        client.set_model_version_tag(name, version, f"{EVAL_PREFIX}{key}", f"{value:.6g}")
+    client.set_model_version_tag(name, version, PROTOCOL_TAG, protocol)
+    for key, value in tags.items():
+        if not key.startswith(EVAL_PREFIX):
+            with contextlib.suppress(MlflowException):  # a concurrent re-evaluation deleted it first
+                client.delete_model_version_tag(name, version, key)
+            client.set_model_version_tag(name, version, key, value)
+
+
+HEADLINE = re.compile(r"(top[15])_(\d+)(_clean)?|map_\w+|leaked_left_out")
+
+
 def select_headline_metrics(metrics: dict[str, float], metric: str) -> dict[str, float]:
-    """The metrics a version shows as tags: top-1/top-5 at each size, mAP, their clean twins with the
-    number of leaked images left out, and the champion metric.
+    """The metrics a version shows as tags, in the order shown: top-1/top-5 at each size, mAP, their
+    clean twins with the number of leaked images left out (only when some image was), the champion metric.
 
     The other multi-label numbers (CF1, OF1, precision@k, ...) stay in the evaluation run and its
-    JSON file: as tags they pushed the headline numbers off the registry's screen.
+    JSON file: as tags they pushed the headline numbers off the registry's screen. A clean score
+    that left nothing out equals the full one, so it stays there too.
     """
-    return {k: v for k, v in metrics.items() if re.fullmatch(r"top[15]_\d+(_clean)?|map_\w+|leaked_left_out", k) or k == metric}
+    cleaned = metrics.get("leaked_left_out", 0) > 0
+    shown = [k for k in metrics if k == metric or (HEADLINE.fullmatch(k) and (cleaned or not is_clean(k)))]
+    return {k: metrics[k] for k in sorted(shown, key=headline_rank)}
+
+
+def is_clean(key: str) -> bool:
+    return key.endswith("_clean") or key == "leaked_left_out"
+
+
+def headline_rank(key: str) -> tuple:
+    """Sort key: full score before clean, then top-1/top-5 by size (smallest first), then mAP, then the rest."""
+    found = HEADLINE.fullmatch(key)
+    kind = 0 if found and found[1] else 1 if key.startswith("map_") else 2
+    size = int(found[2]) if found and found[2] else 0
+    return (is_clean(key), kind, size, key)
 
 
 def update_champion(name: str, version: str, metric: str) -> bool:

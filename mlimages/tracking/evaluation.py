@@ -7,9 +7,10 @@ UI's model view compares them), the version's tags and model card, the `champion
 JSON file.
 
 With the dedup stage's ``leaked.tsv``, each version also gets a clean score (``*_clean``): the
-evaluation images with a copy in the pretraining data are left out. Which list applies follows the
-task: ML-Images val for a pretrained tagger, the finetune val set for a finetuned classifier (whose
-backbone saw the pretraining data; a model from scratch gets it too, so the two compare on one set).
+evaluation images with a copy in the pretraining data are left out (on the version's tags only
+when some image was). Which list applies follows the task: ML-Images val for a pretrained tagger,
+the finetune val set for a finetuned classifier (whose backbone saw the pretraining data; a model
+from scratch gets it too, so the two compare on one set).
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from mlimages.errors import InputError
 from mlimages.evaluate import EvaluateConfig, evaluate_records
 from mlimages.tasks import FINETUNE, PRETRAIN
 from mlimages.tracking.champion import record_evaluation
-from mlimages.tracking.names import PROTOCOL_TAG, SERVING_MODEL_TAG, STEP_TAG, TASK_TAG, evaluate_run_name
+from mlimages.tracking.names import PROTOCOL_TAG, evaluate_run_name
 from mlimages.tracking.pretrained import load_source_model
 from mlimages.tracking.registry import RegistryConfig, register_checkpoints
 from mlimages.tracking.runs import log_dataset_input
-from mlimages.tracking.versions import names_checkpoints, resolve_versions
+from mlimages.tracking.versions import names_checkpoints, read_version_source, resolve_versions
 
 DEFAULT_RECORDS = {PRETRAIN: "data/tfrecords/ml-images/val", FINETUNE: "data/tfrecords/imagenet/val"}
 DEFAULT_LEAKED = "data/dedup/leaked.tsv"
@@ -93,8 +94,8 @@ def evaluate_uri(model_uri: str, config: EvaluateConfig, registry_config: Regist
 def evaluate_version(version, config: EvaluateConfig, registry_config: RegistryConfig, records: str | None,
                      trainable, leaked: Path | None = None) -> dict:
     """Evaluate one ModelVersion and record the results everywhere (see the module docstring)."""
-    task = version.tags.get(TASK_TAG, FINETUNE)
-    step = int(version.tags.get(STEP_TAG, 0))
+    source = read_version_source(mlflow.MlflowClient(), version)
+    task, step = source.task, source.step or 0
     folder = records or DEFAULT_RECORDS[task]
     model = load_source_model(f"models:/{version.name}/{version.version}")
     exclude = load_leaked_names(leaked, LEAKED_EVAL_SET[task]) if leaked else None
@@ -104,9 +105,8 @@ def evaluate_version(version, config: EvaluateConfig, registry_config: RegistryC
     finite = {k: v for k, v in values.items() if np.isfinite(v)}
     # Once per step, linked to the version's own (serving) LoggedModel: each log_metrics call adds
     # a history entry to the run, so linking the checkpoint too would log every metric twice.
-    serving_id = version.tags.get(SERVING_MODEL_TAG, "")
     mlflow.log_metrics({f"eval_{k}": v for k, v in finite.items()}, step=step,
-                       model_id=serving_id if serving_id.startswith("m-") else None)
+                       model_id=source.model_id if source.model_id.startswith("m-") else None)
     mlflow.set_tags({f"evaluated.{version.name}": str(version.version), PROTOCOL_TAG: protocol})
     log_dataset_input(folder, context="eval")
     champion = record_evaluation(version.name, version.version, finite, protocol,

@@ -9,9 +9,8 @@ the licences of code, annotations and images.
 from __future__ import annotations
 
 from mlimages.tasks import PRETRAIN
-from mlimages.tracking.names import (
-    CHECKPOINT_TAG, DATA_VERSION_TAG, EVAL_PREFIX, PROTOCOL_TAG, RUN_ID_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
-)
+from mlimages.tracking.names import DATA_VERSION_TAG, EVAL_PREFIX, PROTOCOL_TAG, TRAINING_DATA_TAG
+from mlimages.tracking.versions import VersionSource, read_version_source
 
 SHOWN_PARAMS = ("depth", "image_size", "batch_size", "steps", "epochs", "base_lr", "schedule", "precision")
 
@@ -32,17 +31,20 @@ def refresh_model_card(name: str, version: str) -> None:
     model_version = client.get_model_version(name, version)
     run = client.get_run(model_version.run_id) if model_version.run_id else None
     params, run_tags = (run.data.params, run.data.tags) if run else ({}, {})
-    client.update_model_version(name, version, description=make_model_card(model_version, params, run_tags))
+    source = read_version_source(client, model_version)
+    client.update_model_version(name, version, description=make_model_card(model_version, source, params, run_tags))
 
 
-def make_model_card(version, params: dict[str, str], run_tags: dict[str, str] | None = None) -> str:
-    """Markdown model card for a ModelVersion (uses its tags), its training run's `params` and tags.
+def make_model_card(version, source: VersionSource, params: dict[str, str],
+                    run_tags: dict[str, str] | None = None) -> str:
+    """Markdown model card for a ModelVersion (uses its tags and run id), what it was built from
+    (`source`: serving model, checkpoint, step, task), its training run's `params` and tags.
 
     The version carries one data version (the digest of dvc.lock); the per-output md5 table comes
     from the training run's ``data.<stage>.<path>`` tags.
     """
     tags = dict(version.tags)
-    task = tags.get(TASK_TAG, "finetune")
+    task = source.task
     kind = ("multi-label tagger over the ML-Images hierarchy (sigmoid per class)" if task == PRETRAIN
             else "single-label classifier (softmax over the finetune classes)")
     lines = [
@@ -52,8 +54,9 @@ def make_model_card(version, params: dict[str, str], run_tags: dict[str, str] | 
         "output class indices, names and probabilities.",
         "",
         "## Provenance",
-        f"- Checkpoint: step {tags.get(STEP_TAG, '?')} of training run `{tags.get(RUN_ID_TAG, '?')}` "
-        f"({task}); checkpoint model `{tags.get(CHECKPOINT_TAG, '?')}`",
+        f"- Checkpoint: step {'?' if source.step is None else source.step} of training run "
+        f"`{version.run_id or '?'}` ({task}); checkpoint model `{source.checkpoint}`, "
+        f"serving model `{source.model_id}`",
         f"- Training data: {tags.get(TRAINING_DATA_TAG, 'unknown')}",
         f"- Code: git commit `{tags.get('git_commit', 'unknown')}` "
         f"(uncommitted changes: {(run_tags or {}).get('git_dirty', 'unknown')})",

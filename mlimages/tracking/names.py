@@ -1,7 +1,7 @@
 """Every name this project writes into MLflow, in one place: tag keys, artifacts, aliases, run and model names.
 
-Runs, LoggedModels and registered versions are found again by these names (a resumed run by its
-key, a checkpoint by its step, a version by its checkpoint), so writer and reader must agree.
+Runs and LoggedModels are found again by these names (a resumed run by its key, a checkpoint by its
+step, a version by the serving model that names its checkpoint), so writer and reader must agree.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ DATA_VERSION_TAG = "mlimages.data_version"  # digest of dvc.lock (mlimages.track
 VERSION_LINEAGE_TAGS = ("git_commit", DATA_VERSION_TAG)  # the run tags copied onto registered versions
 
 # Tags of LoggedModels.
-STEP_TAG = "mlimages.step"  # marks a training checkpoint, at its global step
+STEP_TAG = "mlimages.step"  # a training checkpoint's global step (also on the serving model built from it)
 EPOCH_TAG = "mlimages.epoch"
 CLASSES_FILE_TAG = "mlimages.classes_file"  # artifact path of classes.tsv in the run
 SERVING_TAG = "mlimages.serving"  # "true" on the pyfunc built from a checkpoint
+CHECKPOINT_TAG = "mlimages.checkpoint"  # on a serving model: the checkpoint LoggedModel (or file:NAME) it is from
 
-# Tags of registered versions.
-CHECKPOINT_TAG = "mlimages.checkpoint"  # the checkpoint LoggedModel a version was built from
-SERVING_MODEL_TAG = "mlimages.serving_model"
-RUN_ID_TAG = "mlimages.run_id"
+# Tags of registered versions: only what a person reads on the versions page. The links to the
+# serving LoggedModel (the version's source), its checkpoint and training run are MLflow's own
+# (`version.source`, the serving model's tags, `version.run_id`), read by mlimages.tracking.versions.
 TRAINING_DATA_TAG = "mlimages.training_data"
 EVAL_PREFIX = "eval."  # eval.<metric> and eval.protocol
 PROTOCOL_TAG = EVAL_PREFIX + "protocol"

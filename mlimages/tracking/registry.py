@@ -4,10 +4,12 @@
 `mlimages-resnet{depth}-imagenet` the finetuned ones (names from params `registry:`). A version is
 the serving pyfunc (`mlimages.tracking.serving`) built from a Keras checkpoint LoggedModel, logged in the
 checkpoint's own training run at its step, so the version records its run, step, params and
-metrics. Each new version takes the alias `candidate`; `champion` moves only after an evaluation
-beats the current champion on the metric named in params (`mlimages.tracking.champion`). Stages
-are never used. A function that registers says so in its name; `mlimages.tracking.versions`
-only looks versions up.
+metrics. The version's tags are only what a person reads (training data, git commit, data version,
+then the metrics evaluation adds); its links are MLflow's own: source = the serving model, whose
+tags name the checkpoint, step and task (`mlimages.tracking.versions`), and run_id. Each new version
+takes the alias `candidate`; `champion` moves only after an evaluation beats the current champion
+on the metric named in params (`mlimages.tracking.champion`). Stages are never used. A function
+that registers says so in its name; `mlimages.tracking.versions` only looks versions up.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from mlimages.tasks import FINETUNE, LABEL_KIND, PRETRAIN
 from mlimages.tracking.checkpoints import find_checkpoints, read_model_spec
 from mlimages.tracking.model_card import refresh_model_card
 from mlimages.tracking.names import (
-    CANDIDATE, CHECKPOINT_TAG, CLASSES_FILE_TAG, INIT_MODEL_TAG, RUN_ID_TAG, SERVING_MODEL_TAG, SERVING_TAG, STEP_TAG,
-    TASK_TAG, TRAINING_DATA_TAG, VERSION_LINEAGE_TAGS, describe_source, serving_name,
+    CANDIDATE, CHECKPOINT_TAG, CLASSES_FILE_TAG, INIT_MODEL_TAG, SERVING_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
+    VERSION_LINEAGE_TAGS, describe_source, serving_name,
 )
 from mlimages.tracking.serving import ServingConfig
 from mlimages.tracking.serving_code import log_serving_model
@@ -99,7 +101,7 @@ def register_checkpoint(checkpoint_id: str, config: RegistryConfig):
     task, spec = checkpoint.tags.get(TASK_TAG, FINETUNE), read_model_spec(checkpoint)
     run = client.get_run(checkpoint.source_run_id)
     name = config.model_name(task, spec.depth)
-    existing = find_version(name, checkpoint_id)
+    existing = find_version(name, checkpoint)
     if existing is not None:
         return existing
     step = int(checkpoint.tags.get(STEP_TAG, 0))
@@ -111,15 +113,24 @@ def register_checkpoint(checkpoint_id: str, config: RegistryConfig):
                                      model.output_shape[-1])
         serving = log_serving_model(model_file, classes, config.serving(task, spec.crop_fraction),
                                     run_id=run.info.run_id, step=step, name=serving_name(step),
-                                    tags={SERVING_TAG: "true", CHECKPOINT_TAG: checkpoint_id, TASK_TAG: task})
-    tags = {TASK_TAG: task, STEP_TAG: str(step), RUN_ID_TAG: run.info.run_id,
-            CHECKPOINT_TAG: checkpoint_id, TRAINING_DATA_TAG: training_data(run)}
+                                    tags={SERVING_TAG: "true", CHECKPOINT_TAG: checkpoint_id, TASK_TAG: task,
+                                          STEP_TAG: str(step)})
+    tags = {TRAINING_DATA_TAG: training_data(run)}
     tags.update({k: run.data.tags[k] for k in VERSION_LINEAGE_TAGS if k in run.data.tags})
-    return create_version(name, serving.model_id, run.info.run_id, tags)
+    return create_version(name, serving.model_id, run.info.run_id, tags, checkpoint_id)
 
 
-def create_version(name: str, serving_model_id: str, run_id: str | None, tags: dict[str, str]):
-    """Create the version, set its model card and make it the `candidate`."""
+def create_version(name: str, serving_model_id: str, run_id: str | None, tags: dict[str, str],
+                   checkpoint_id: str | None = None):
+    """Create the version, set its model card and make it the `candidate`.
+
+    Args:
+        name: registered model name.
+        serving_model_id: the serving LoggedModel, the version's source.
+        run_id: the training run.
+        tags: the version's tags (what a person reads; links stay on the serving model).
+        checkpoint_id: the checkpoint LoggedModel the serving model was built from, also marked registered.
+    """
     client = mlflow.MlflowClient()
     try:
         client.create_registered_model(name, description=f"ResNet checkpoints of mlimages ({name}).")
@@ -127,11 +138,11 @@ def create_version(name: str, serving_model_id: str, run_id: str | None, tags: d
         if "already exists" not in str(error).lower() and "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
             raise
     version = client.create_model_version(name, source=f"models:/{serving_model_id}", run_id=run_id,
-                                          tags={**tags, SERVING_MODEL_TAG: serving_model_id}, model_id=serving_model_id)
-    link_logged_models(name, version.version, [serving_model_id, tags.get(CHECKPOINT_TAG, "")])
+                                          tags=tags, model_id=serving_model_id)
+    link_logged_models(name, version.version, [serving_model_id, checkpoint_id or ""])
     client.set_registered_model_alias(name, CANDIDATE, version.version)
     refresh_model_card(name, version.version)
-    _log.info("registered %s version %s (step %s)", name, version.version, tags.get(STEP_TAG))
+    _log.info("registered %s version %s (serving model %s)", name, version.version, serving_model_id)
     return client.get_model_version(name, version.version)
 
 
@@ -149,13 +160,22 @@ def link_logged_models(name: str, version: str, model_ids: list[str]) -> None:
             client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(listed + [entry])})
 
 
-def find_version(name: str, checkpoint_id: str):
-    """The version of `name` built from `checkpoint_id`, or None."""
-    try:
-        versions = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        return None
-    return next((v for v in versions if v.tags.get(CHECKPOINT_TAG) == checkpoint_id), None)
+def find_version(name: str, checkpoint):
+    """The version of `name` built from the checkpoint LoggedModel `checkpoint`, or None.
+
+    Found through MLflow's links: the serving models whose tag names the checkpoint, then the
+    version whose source is one of them (a serving model logged by a registration that stopped
+    before creating its version is simply not the source of any).
+    """
+    client = mlflow.MlflowClient()
+    servings = mlflow.search_logged_models(
+        experiment_ids=[checkpoint.experiment_id], filter_string=f"tags.`{CHECKPOINT_TAG}` = '{checkpoint.model_id}'",
+        output_format="list")
+    for serving in servings:
+        found = client.search_model_versions(f"name = '{name}' AND source_path = 'models:/{serving.model_id}'")
+        if found:
+            return found[0]
+    return None
 
 
 def training_data(run) -> str:
@@ -225,11 +245,12 @@ def register_keras_model(model_path: str | Path, name: str, classes_file: str | 
         with mlflow.start_run(run_name=f"register {Path(model_path).name}") as run:
             mlflow.set_tags({**lineage_tags(), TASK_TAG: task})
             mlflow.log_params({"source": str(model_path), "task": task})
-            serving = log_serving_model(model_path, classes_file, config.serving(task, IMPORTED_CROP_FRACTION), run_id=run.info.run_id,
-                                        name="serving", tags={SERVING_TAG: "true", TASK_TAG: task})
+            serving = log_serving_model(
+                model_path, classes_file, config.serving(task, IMPORTED_CROP_FRACTION), run_id=run.info.run_id,
+                name="serving", tags={SERVING_TAG: "true", TASK_TAG: task, STEP_TAG: "0",
+                                      CHECKPOINT_TAG: f"file:{Path(model_path).name}"})
     lineage = lineage_tags()
-    tags = {TASK_TAG: task, STEP_TAG: "0", RUN_ID_TAG: run.info.run_id, CHECKPOINT_TAG: f"file:{Path(model_path).name}",
-            TRAINING_DATA_TAG: "imported", **{k: lineage[k] for k in VERSION_LINEAGE_TAGS}}
+    tags = {TRAINING_DATA_TAG: "imported", **{k: lineage[k] for k in VERSION_LINEAGE_TAGS}}
     return create_version(name, serving.model_id, run.info.run_id, tags)
 
 

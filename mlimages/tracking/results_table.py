@@ -4,14 +4,19 @@ One row per registered version: the checkpoint it came from, its training data (
 model, or from scratch), top-1/top-5 at every evaluated size, mAP and its aliases. `mlimages
 registry list` prints it, and `make demo` ends with it. Versions evaluated with the dedup stage's
 leaked list add the clean score beside them (``*_clean``, and ``leaked_left_out``: images left out).
+The checkpoint's step comes from the version's serving model (its source), read for all versions
+in one search of the serving models rather than one request per version.
 """
 
 from __future__ import annotations
 
 import re
 
-from mlimages.tracking.names import EVAL_PREFIX, RUN_ID_TAG, STEP_TAG, TRAINING_DATA_TAG
+from mlflow.entities import ViewType
+
+from mlimages.tracking.names import EVAL_PREFIX, SERVING_TAG, TRAINING_DATA_TAG
 from mlimages.tracking.registry import RegistryConfig
+from mlimages.tracking.versions import VersionSource, serving_model_id, source_from_tags
 
 LEFT_OUT = "leaked_left_out"  # images the clean score left out (mlimages.evaluate)
 
@@ -24,7 +29,28 @@ def render_versions(client, names: list[str]) -> str:
     for name in names:
         for alias, version in client.get_registered_model(name).aliases.items():
             aliases.setdefault((name, str(version)), []).append(alias)
-    return format_table(versions, aliases) if versions else ""
+    return format_table(versions, aliases, read_sources(client, versions)) if versions else ""
+
+
+def read_sources(client, versions) -> dict[tuple[str, str], VersionSource]:
+    """What each version was built from, keyed by (name, version): one search of all serving models."""
+    experiments = [e.experiment_id for e in read_pages(client.search_experiments, view_type=ViewType.ALL)]
+    models = read_pages(client.search_logged_models, experiment_ids=experiments,
+                        filter_string=f"tags.`{SERVING_TAG}` = 'true'") if experiments else []
+    tags = {m.model_id: m.tags for m in models}
+    return {(v.name, str(v.version)): source_from_tags(serving_model_id(v), tags.get(serving_model_id(v), {}), v.tags)
+            for v in versions}
+
+
+def read_pages(search, **kwargs) -> list:
+    """Every page of an MLflow search (`search` returns a PagedList with a next-page token)."""
+    items, token = [], None
+    while True:
+        page = search(**kwargs, page_token=token)
+        items += list(page)
+        token = page.token
+        if not token:
+            return items
 
 
 def matching_names(client, config: RegistryConfig) -> list[str]:
@@ -35,8 +61,15 @@ def matching_names(client, config: RegistryConfig) -> list[str]:
     return sorted(n for n in names if any(p.match(n) for p in patterns))
 
 
-def format_table(versions, aliases: dict[tuple[str, str], list[str]]) -> str:
-    """Rows of versions; metric columns are every ``top1_*``/``top5_*`` size found, then mAP."""
+def format_table(versions, aliases: dict[tuple[str, str], list[str]],
+                 sources: dict[tuple[str, str], VersionSource]) -> str:
+    """Rows of versions; metric columns are every ``top1_*``/``top5_*`` size found, then mAP.
+
+    Args:
+        versions: ModelVersions (tags and run id are read).
+        aliases: the aliases of each (name, version).
+        sources: what each (name, version) was built from (`read_sources`; the step is shown).
+    """
     keys = sorted({k[len(EVAL_PREFIX):] for v in versions for k in v.tags if k.startswith(EVAL_PREFIX)})
     sizes = sorted({int(k.split("_")[1]) for k in keys if re.fullmatch(r"top[15]_\d+", k)})
     metric_columns = [f"top{k}_{s}" for s in sizes for k in (1, 5)] + ["map_all"]
@@ -45,7 +78,8 @@ def format_table(versions, aliases: dict[tuple[str, str], list[str]]) -> str:
     rows = [header]
     for v in versions:
         tags = v.tags
-        checkpoint = f"step {tags.get(STEP_TAG, '?')} of run {tags.get(RUN_ID_TAG, '?')[:8]}"
+        step = sources[(v.name, str(v.version))].step
+        checkpoint = f"step {'?' if step is None else step} of run {(v.run_id or '?')[:8]}"
         values = [_cell(column, tags.get(EVAL_PREFIX + column)) for column in metric_columns]
         names = ",".join(sorted(aliases.get((v.name, str(v.version)), []))) or "-"
         rows.append([v.name, str(v.version), checkpoint, tags.get(TRAINING_DATA_TAG, "?"), *values, names])

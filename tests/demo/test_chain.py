@@ -17,7 +17,7 @@ import mlflow
 import pytest
 import yaml
 
-from mlimages.tracking.names import CHAMPION, CONTINUED_IN_TAG, SERVING_MODEL_TAG, TASK_TAG, TRAINING_DATA_TAG
+from mlimages.tracking.names import CHAMPION, CHECKPOINT_TAG, CONTINUED_IN_TAG, TASK_TAG, TRAINING_DATA_TAG
 from mlimages.tracking.registry import RegistryConfig
 from mlimages.tracking.results_table import render_versions
 
@@ -97,10 +97,12 @@ def check_versions(client) -> None:
     for name, source in (("tiny-resnet50-imagenet", None), ("tiny-resnet50-ml", "ml-images/train@")):
         for version in client.search_model_versions(f"name = '{name}'"):
             tags = version.tags
-            for model_id in (tags[SERVING_MODEL_TAG], tags["mlimages.checkpoint"]):  # "Registered" in the UI
-                listed = json.loads(client.get_logged_model(model_id).tags["mlflow.modelVersions"])
+            serving = client.get_logged_model(version.source.removeprefix("models:/"))
+            for model in (serving, client.get_logged_model(serving.tags[CHECKPOINT_TAG])):  # "Registered" in the UI
+                listed = json.loads(model.tags["mlflow.modelVersions"])
                 assert listed == [{"name": name, "version": int(version.version)}]
-            assert len(tags) <= 14, sorted(tags)
+            assert len(tags) <= 9, sorted(tags)
+            assert next(iter(tags)) == ("eval.map_all" if source else "eval.top1_32"), list(tags)  # metrics first
             assert "git_commit" in tags and "mlimages.data_version" in tags
             assert not any(k.startswith("data.") for k in tags)
             if source:

@@ -37,7 +37,7 @@ def test_entry_point_registers_evaluates_and_moves_champion(tracking_store, fine
         card = version.description
         assert "CC BY 4.0" in card and "BSD-3-Clause" in card and "top1_48" in card and "Intended use" in card
         assert "`build_imagenet.data/tfrecords/imagenet`: md5 `d41d8cd9`" in card and "`0123456789ab`" in card
-        model = mlflow.get_logged_model(version.tags["mlimages.serving_model"])
+        model = mlflow.get_logged_model(version.source.removeprefix("models:/"))
         assert {m.key for m in model.metrics} >= {"eval_top1_32", "eval_top5_48", "loss"}
         assert model.params.get("depth") == "50"  # the training run's params
     # Evaluating again registers nothing new; one version can be re-evaluated through its alias.

@@ -12,13 +12,14 @@ from mlimages.errors import InputError
 from mlimages.tracking import registry
 from mlimages.tracking.champion import record_evaluation
 from mlimages.tracking.registry import RegistryConfig
-from mlimages.tracking.versions import resolve_versions
+from mlimages.tracking.versions import read_version_source, resolve_versions, source_from_tags
 
 from tests.tracking_fixtures import build_tiny_classifier
 
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 REGISTRY = load_params("registry", RegistryConfig, PARAMS)
+LINEAGE = ["mlimages.training_data", "git_commit", "mlimages.data_version"]  # a version's tags before evaluation
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,10 @@ def test_missing_champion_metric_is_a_params_error(tracking_store, keras_file):
 
 def test_register_keras_model_names_default_to_indices_and_task_from_name(tracking_store, keras_file):
     version = registry.register_keras_model(keras_file, "tiny-resnet50-ml", config=REGISTRY)
-    assert version.tags["mlimages.task"] == "pretrain"
+    source = read_version_source(mlflow.MlflowClient(), version)
+    assert (source.task, source.checkpoint, source.step) == ("pretrain", "file:tiny.keras", 0)
+    assert version.source == f"models:/{source.model_id}" and version.run_id
+    assert list(version.tags) == LINEAGE and version.tags["mlimages.training_data"] == "imported"
     assert "multi-label" in version.description and "Not evaluated yet" in version.description
     model = mlflow.pyfunc.load_model(f"models:/tiny-resnet50-ml/{version.version}")
     assert model.unwrap_python_model().config.task == "multi"
@@ -99,3 +103,47 @@ def test_registry_list_prints_versions_side_by_side(tracking_store, keras_file, 
     row = next(r for r in rows if r.startswith(name))
     assert "78.12" in row and "94.51" in row and "80.73" in row and row.endswith("candidate,champion")
     assert not any(r.startswith("tiny-") for r in rows)  # only names matching the params templates
+
+
+def test_version_tags_are_the_headline_metrics_first_then_the_lineage(tracking_store, keras_file):
+    name, client = "tiny-order-imagenet", mlflow.MlflowClient()
+    version = registry.register_keras_model(keras_file, name, config=REGISTRY).version
+    metrics = {"top5_299": 0.9, "top1_299": 0.8, "top5_224": 0.85, "top1_224": 0.7, "cf1_all": 0.1,
+               "top1_224_clean": 0.7, "top5_224_clean": 0.85, "leaked_left_out": 0}
+    record_evaluation(name, version, metrics, "p", "top1_224")
+    shown = ["eval.top1_224", "eval.top5_224", "eval.top1_299", "eval.top5_299", "eval.protocol"]
+    assert list(client.get_model_version(name, version).tags) == shown + LINEAGE  # nothing left out: no *_clean
+    (found,) = client.search_model_versions(f"name = '{name}'")
+    assert list(found.tags) == shown + LINEAGE
+    # Re-evaluated with images left out: the clean twins join the metrics, still before the lineage.
+    record_evaluation(name, version, {**metrics, "top1_224_clean": 0.6, "leaked_left_out": 3}, "q", "top1_224")
+    tags = client.get_model_version(name, version).tags
+    clean = ["eval.top1_224_clean", "eval.top5_224_clean", "eval.leaked_left_out"]
+    assert list(tags) == shown + clean + LINEAGE and tags["eval.leaked_left_out"] == "3"
+    assert read_version_source(client, client.get_model_version(name, version)).checkpoint == "file:tiny.keras"
+
+
+@pytest.mark.slow  # starts `mlflow ui`
+def test_rest_api_returns_the_metric_tags_first(tracking_store, served_model):
+    """The UI lists a version's tags in the order of the REST response: read them as it does."""
+    import json
+    import urllib.request
+
+    from mlimages.tracking.ui_browser import mlflow_ui
+
+    with mlflow_ui(tracking_store) as address:
+        query = f"name={served_model}&version=1"
+        with urllib.request.urlopen(f"{address}/ajax-api/2.0/mlflow/model-versions/get?{query}") as reply:
+            tags = [tag["key"] for tag in json.load(reply)["model_version"]["tags"]]
+        search = f"filter=name%3D%27{served_model}%27"
+        with urllib.request.urlopen(f"{address}/ajax-api/2.0/mlflow/model-versions/search?{search}") as reply:
+            listed = [tag["key"] for tag in json.load(reply)["model_versions"][0]["tags"]]
+    assert tags == listed == ["eval.top1_224", "eval.protocol"] + LINEAGE
+
+
+def test_version_source_reads_the_serving_model_then_the_tags_of_older_versions():
+    serving = {"mlimages.checkpoint": "m-2", "mlimages.task": "pretrain", "mlimages.step": "280"}
+    assert source_from_tags("m-1", serving, {}) == source_from_tags("m-1", {}, serving)  # registered before the move
+    source = source_from_tags("m-1", serving, {"mlimages.step": "1"})
+    assert (source.model_id, source.checkpoint, source.task, source.step) == ("m-1", "m-2", "pretrain", 280)
+    assert source_from_tags(None, {}, {}).step is None and source_from_tags(None, {}, {}).checkpoint == "?"

@@ -2,7 +2,9 @@
 
 The champion's top-1 must be on the first screen of the registered model's page and of the models
 list, without a scroll or a click (mlimages.tracking.champion puts it in the model's description
-and in a `champion` tag). Skips, saying why, where Debian's Chromium or Playwright is missing.
+and in a `champion` tag), and a version's metric tags come before its lineage tags wherever the
+UI lists them: in the versions table (the order of the REST response) and on the version's page
+(a table sorted by key). Skips, saying why, where Debian's Chromium or Playwright is missing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ pytestmark = [
 ]
 
 CHAMPION_TEXT = "top1_224 50.00%"  # served_model's champion: version 1 with top1_224 = 0.5
+TOP1_TAG = "eval.top1_224"
+LINEAGE_TAGS = ("mlimages.training_data", "git_commit", "mlimages.data_version")
 
 
 def assert_on_first_screen(page, text: str) -> None:
@@ -54,3 +58,28 @@ def test_champion_top1_is_on_the_models_list(ui_address, page, served_model):
     page.goto(f"{ui_address}/#/models")
     page.get_by_text(served_model).first.wait_for(timeout=60_000)
     assert_on_first_screen(page, CHAMPION_TEXT)
+
+
+def screen_position(page, text: str) -> tuple[float, float]:
+    """Where `text` first shows, as a reader meets it: top to bottom, then left to right."""
+    found = page.get_by_text(text, exact=True).first
+    found.wait_for(timeout=60_000)
+    box = found.bounding_box()
+    assert box is not None, text
+    return (round(box["y"]), box["x"])
+
+
+def assert_top1_before_lineage(page) -> None:
+    top1 = screen_position(page, TOP1_TAG)
+    for key in LINEAGE_TAGS:
+        assert top1 < screen_position(page, key), (key, top1)
+
+
+def test_versions_table_lists_the_top1_tag_before_the_lineage(ui_address, page, served_model):
+    page.goto(f"{ui_address}/#/models/{served_model}")
+    assert_top1_before_lineage(page)
+
+
+def test_version_page_lists_the_top1_tag_before_the_lineage(ui_address, page, served_model):
+    page.goto(f"{ui_address}/#/models/{served_model}/versions/1")
+    assert_top1_before_lineage(page)
