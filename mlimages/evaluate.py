@@ -139,7 +139,9 @@ def evaluate_records(model, folder: str | Path, config: EvaluateConfig, trainabl
     where = f"{Path(folder).resolve().parent.name}/{Path(folder).name}"
     protocol = describe_protocol(config, config.sizes[0] if multi else None) + f"; {count} images of {where}"
     if exclude is not None:
-        protocol += f"; *_clean without the {results['leaked_left_out']} of them leaked from pretraining"
+        left_out = results["leaked_left_out"]
+        protocol += (f"; *_clean without the {left_out} of them leaked from pretraining" if left_out
+                     else "; none of them leaked from pretraining")
     return results, protocol, count
 
 

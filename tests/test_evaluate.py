@@ -81,6 +81,8 @@ def test_clean_score_is_the_score_of_the_records_without_the_excluded_ones(tmp_p
     assert results["top1_32_clean"] == reference["top1_32"] and results["top5_32_clean"] == reference["top5_32"]
     assert results["top1_32_clean"] != results["top1_32"]  # the left-out record changes the score (3/9 -> 3/8)
     assert "without the 1 of them leaked" in protocol
+    _, protocol, _ = evaluate_records(model, full, cfg, exclude=frozenset({"not-a-record.jpg"}))
+    assert protocol.endswith("; none of them leaked from pretraining")
     plain, _, _ = evaluate_records(model, full, cfg)
     assert plain == {k: v for k, v in results.items() if k in ("top1_32", "top5_32")} and len(results) == 5
 
