@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from mlimages.tracking.names import EVAL_PREFIX, RUN_ID_TAG, STEP_TAG, TRAINING_DATA_TAG
-from mlimages.tracking.registry import RegistryConfig
+from mlimages.tracking.registry_config import RegistryConfig
 
 LEFT_OUT = "leaked_left_out"  # images the clean score left out (mlimages.evaluate)
 
