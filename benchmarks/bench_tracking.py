@@ -8,10 +8,14 @@ one process, for the embedded store (`sqlite:///`, local artifacts) and the serv
   end to end through `fit`, timed from the run's own metric timestamps (no start-up in it);
 - what tracking costs per step: one `log_metrics` call every `log_every_steps` steps, and one
   checkpoint LoggedModel (the Keras model, uploaded) every `checkpoint_every_epochs` epochs;
-- 1,000 registered versions with the tags evaluation writes, then `registry list` in-process and as
-  the `mlimages registry list` command (a fresh interpreter, imports included).
+- (``--part registry``) 1,000 registered versions with the tags evaluation writes, then `mlimages registry
+  list` as users run it (a fresh interpreter, imports included), beside the same listing done the way
+  the command did it before it read a server over REST (MLflow imported, MLflow's client), and both
+  listings in-process.
 
-    python benchmarks/bench_tracking.py [--quick]
+Each part writes its own section of BENCHMARKS.md (``tracking``, ``tracking-registry``).
+
+    python benchmarks/bench_tracking.py [--part training|registry] [--quick]
 """
 
 from __future__ import annotations
@@ -31,10 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the PostgreSQL cluster and server the team tests start
 
 from benchmarks.report import markdown_table, write_section  # noqa: E402
+from benchmarks.tracking_registry import fill_registry, format_listing, load_average, time_registry_list  # noqa: E402
 from tests.team.postgres import PostgresCluster, find_bin  # noqa: E402
-from tests.team.team_server import MODELS, RESEARCHER, start_team_server  # noqa: E402
-
-MODEL = MODELS[1]  # a project model the researcher may register into
+from tests.team.team_server import RESEARCHER, start_team_server  # noqa: E402
 
 
 def use_store(uri: str, credentials: tuple[str, str] | None, asynchronous: bool = False) -> None:
@@ -96,43 +99,19 @@ def time_tracking_calls(repeats: int) -> dict:
     return {"metric": statistics.median(metric_s), "checkpoint": statistics.median(checkpoint_s)}
 
 
-def fill_registry(count: int) -> None:
-    """`count` versions of MODEL with the tags an evaluated checkpoint carries, champion on one."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    if not client.search_registered_models(f"name = '{MODEL}'"):
-        client.create_registered_model(MODEL)  # the team server has it from `mlimages team setup`
-    mlflow.set_experiment("mlimages")
-    with mlflow.start_run(run_name="bench-registry") as run:
-        mlflow.log_text("flavors: {}\n", "model/MLmodel")
-    tags = {"mlimages.task": "finetune", "mlimages.run_id": run.info.run_id, "mlimages.training_data": "ml/train@abc",
-            "eval.top1_56": "0.31", "eval.top5_56": "0.80", "eval.top1_64": "0.33", "eval.top5_64": "0.84"}
-    for number in range(count):
-        client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run.info.run_id,
-                                    tags={**tags, "mlimages.step": str(number)})
-    client.set_registered_model_alias(MODEL, "champion", str(count // 2))
+def measure_listing(stores: dict, args) -> dict:
+    """The listing over each store (the async switch changes nothing here), 1,000 versions in each."""
+    results = {}
+    for name, store in stores.items():
+        if store[2]:
+            continue
+        use_store(*store)
+        fill_registry(args.versions)
+        results[name] = time_registry_list(args.repeats_listing)
+    return results
 
 
-def time_registry_list(repeats: int) -> dict:
-    """Median seconds of `registry list` in-process and as the command, over the current store."""
-    import mlflow
-
-    from mlimages.cli.registry import render_versions
-
-    inside, command = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        rows = render_versions(mlflow.MlflowClient(), [MODEL]).count("\n") - 1
-        inside.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "mlimages"), "registry", "list", "--name", MODEL, "--params",
-                        str(REPO / "params.yaml")], check=True, capture_output=True, env=os.environ)
-        command.append(time.perf_counter() - start)
-    return {"inside": statistics.median(inside), "command": statistics.median(command), "rows": rows}
-
-
-def measure(stores: dict, records: dict, folder: Path, args) -> dict:
+def measure_training(stores: dict, records: dict, folder: Path, args) -> dict:
     """Every measurement for every store, training runs interleaved so load changes hit both alike."""
     results = {name: {"step": []} for name in stores}
     for repeat in range(args.repeats):
@@ -143,18 +122,15 @@ def measure(stores: dict, records: dict, folder: Path, args) -> dict:
         use_store(*store)
         results[name].update(time_tracking_calls(3))
         results[name]["step"] = statistics.median(results[name]["step"])
-        if not store[2]:  # the same registry either way
-            fill_registry(args.versions)
-            results[name]["registry"] = time_registry_list(3)
     return results
 
 
-def time_import_floor(repeats: int) -> float:
-    """Median seconds of a fresh interpreter that imports mlflow and does nothing: part of any command."""
+def time_import_floor(module: str, repeats: int) -> float:
+    """Median seconds of a fresh interpreter that imports `module` and does nothing: part of any command that does."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import mlflow"], check=True)
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -168,60 +144,49 @@ def tracking_per_step_s(result: dict) -> float:
     return result["metric"] / pretrain["log_every_steps"] + result["checkpoint"] / checkpoint_steps
 
 
-def format_body(results: dict, args) -> str:
+def format_training(results: dict, args) -> str:
     pretrain = demo_params()["pretrain"]
     base = results["embedded sqlite"]
-    rows, listing = [], []
+    rows = []
     for name, result in results.items():
         per_step = tracking_per_step_s(result)
         rows.append([name, f"{1000 * result['step']:.0f}", f"{result['step'] / base['step']:.3f}",
                      f"{1000 * result['metric']:.1f}", f"{result['checkpoint']:.2f}", f"{1000 * per_step:.2f}",
                      f"{100 * per_step / base['step']:.2f}%"])
-        if "registry" in result:
-            registry = result["registry"]
-            listing.append([name, str(registry["rows"]), f"{registry['inside']:.2f}", f"{registry['command']:.2f}",
-                            f"{registry['command'] / base['registry']['command']:.2f}"])
     server = results["team server"]
     queued = results["team server, async logging"]
     added = (tracking_per_step_s(server) - tracking_per_step_s(base)) / base["step"]
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"Demo training step: ResNet-50 x{pretrain['width_multiplier']}, {pretrain['image_size']} px, batch "
         f"{pretrain['batch_size']}; loss, learning rate and images/s logged every {pretrain['log_every_steps']} "
         f"steps, a checkpoint LoggedModel every {pretrain['checkpoint_every_epochs']} epochs. Step times: median of "
         f"{args.repeats} runs of {args.steps} steps per store, interleaved; call times: medians. The server runs "
-        f"2 workers on the same 2 cores, with PostgreSQL. Load average at the end: {load}.\n\n"
+        f"2 workers on the same 2 cores, with PostgreSQL. Load average at the end: {load_average()}.\n\n"
         + markdown_table(["store", "demo step ms (end to end)", "ratio to sqlite", "log_metrics ms",
                           "checkpoint LoggedModel s", "tracking ms per step", "share of a sqlite step"], rows)
         + f"\n\nTarget: the server adds < 5% to a demo step: **{100 * added:.2f}%** from the tracking calls "
         f"({100 * (tracking_per_step_s(queued) - tracking_per_step_s(base)) / base['step']:.2f}% with "
         "`MLFLOW_ENABLE_ASYNC_LOGGING=true`, which queues metrics for a background thread); end to end "
         f"{100 * (server['step'] / base['step'] - 1):+.1f}% and {100 * (queued['step'] / base['step'] - 1):+.1f}%, "
-        "where run-to-run noise on a shared machine is of the same size.\n\n"
-        + markdown_table(["store", "versions listed", "registry list in-process s", "`mlimages registry list` s",
-                          "ratio to sqlite"], listing)
-        + f"\n\nA fresh interpreter that only imports mlflow takes {args.import_floor_s:.2f} s here; every command "
-        f"pays it. Target: `mlimages registry list` < 2 s with {args.versions:,} versions on PostgreSQL: "
-        f"**{server['registry']['command']:.2f} s** for the command, {server['registry']['inside']:.2f} s of it "
-        "for the listing itself."
+        "where run-to-run noise on a shared machine is of the same size."
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps, runs and versions")
+    parser.add_argument("--part", choices=("training", "registry"), action="append",
+                        help="only this part (repeatable); default both")
     args = parser.parse_args()
     args.steps, args.repeats, args.versions = (60, 1, 100) if args.quick else (100, 2, 1000)
-    from train.fakes import write_records
-
+    args.repeats_listing = 3
+    parts = args.part or ["training", "registry"]
     cluster = PostgresCluster(find_bin())
     cluster.start()
     server = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
             folder = Path(tmp)
-            records = {"train": write_records(folder / "ml" / "train", 256, "multi", seed=1),
-                       "val": write_records(folder / "ml" / "val", 16, "multi", num_shards=1, seed=2)}
             server = start_team_server(cluster, Path(tempfile.mkdtemp(prefix="bench-team-", dir=tmp)))
             (folder / "sqlite").mkdir()
             os.chdir(folder / "sqlite")  # the embedded store's artifacts go to ./mlruns
@@ -229,16 +194,31 @@ def main() -> None:
             stores = {"embedded sqlite": (f"sqlite:///{folder / 'sqlite' / 'mlflow.db'}", None, False),
                       "team server": (server.url, researcher, False),
                       "team server, async logging": (server.url, researcher, True)}
-            args.import_floor_s = time_import_floor(3)
-            body = format_body(measure(stores, records, folder, args), args)
+            sections = [run_part(part, stores, folder, args) for part in parts]
             os.chdir(REPO)
     finally:
         if server is not None:
             server.stop()
         cluster.stop()
-    write_section("tracking", "Team tracking server against embedded SQLite",
-                  "python benchmarks/bench_tracking.py" + (" --quick" if args.quick else ""), body)
-    print(body)
+    for name, title, part, body in sections:
+        write_section(name, title, f"python benchmarks/bench_tracking.py --part {part}"
+                      + (" --quick" if args.quick else ""), body)
+        print(body)
+
+
+def run_part(part: str, stores: dict, folder: Path, args) -> tuple[str, str, str, str]:
+    """Measure one part; returns its BENCHMARKS.md section (name, title, part, body)."""
+    if part == "training":
+        from train.fakes import write_records
+
+        records = {"train": write_records(folder / "ml" / "train", 256, "multi", seed=1),
+                   "val": write_records(folder / "ml" / "val", 16, "multi", num_shards=1, seed=2)}
+        return ("tracking", "Team tracking server against embedded SQLite", part,
+                format_training(measure_training(stores, records, folder, args), args))
+    args.import_floor_s = time_import_floor("mlflow", 3)
+    args.command_floor_s = time_import_floor("mlimages.cli.registry", 3)
+    return ("tracking-registry", "`mlimages registry list` on the team server", part,
+            format_listing(measure_listing(stores, args), args))
 
 
 if __name__ == "__main__":

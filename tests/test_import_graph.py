@@ -7,6 +7,7 @@ Each check runs in a fresh interpreter, as the stage would.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,26 @@ def test_data_stage_modules_do_not_import_tensorflow(code):
 
 def test_the_check_sees_a_module_that_needs_tensorflow():
     assert imports_tensorflow("import mlimages.records.schema")
+
+
+# `mlimages registry list` against a tracking server: the console script, its parser for the command
+# and every module the REST path runs. Importing MLflow would cost the command seconds.
+REGISTRY_LIST = ("from mlimages.cli import build_parser; build_parser(['registry', 'list'])\n"
+                 "import mlimages.cli.registry, mlimages.tracking.rest_registry, mlimages.tracking.results_table, "
+                 "mlimages.tracking.model_metrics, mlimages.tracking.registry_config")
+
+
+def imported(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Run `code` in a fresh interpreter; which of `modules` it left in sys.modules."""
+    check = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {modules!r} if m in sys.modules]))\n"
+    done = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{code!r} failed:\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_registry_list_on_a_server_imports_neither_mlflow_nor_tensorflow():
+    assert imported(REGISTRY_LIST, ("mlflow", "tensorflow", "keras")) == []
+
+
+def test_the_check_sees_mlflow():
+    assert imported("import mlimages.tracking.registry", ("mlflow",)) == ["mlflow"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from mlimages.tasks import PRETRAIN
 from mlimages.tracking.names import DATA_VERSION_TAG, EVAL_PREFIX, PROTOCOL_TAG, TRAINING_DATA_TAG
-from mlimages.tracking.versions import VersionSource, read_version_source
+from mlimages.tracking.version_source import VersionSource
+from mlimages.tracking.versions import read_version_source
 
 SHOWN_PARAMS = ("depth", "image_size", "batch_size", "steps", "epochs", "base_lr", "schedule", "precision")
 

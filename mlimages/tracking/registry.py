@@ -14,7 +14,6 @@ that registers says so in its name; `mlimages.tracking.versions` only looks vers
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import tempfile
@@ -27,57 +26,17 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 from mlimages.config import load_params
 from mlimages.errors import InputError
 from mlimages.records.index import CLASSES_FILE
-from mlimages.tasks import FINETUNE, LABEL_KIND, PRETRAIN
+from mlimages.tasks import FINETUNE, PRETRAIN
 from mlimages.tracking.checkpoints import find_checkpoints, read_model_spec
 from mlimages.tracking.model_card import refresh_model_card
 from mlimages.tracking.names import (
     CANDIDATE, CHECKPOINT_TAG, CLASSES_FILE_TAG, INIT_MODEL_TAG, SERVING_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
     VERSION_LINEAGE_TAGS, describe_source, serving_name,
 )
-from mlimages.tracking.serving import ServingConfig
+from mlimages.tracking.registry_config import RegistryConfig
 from mlimages.tracking.serving_code import log_serving_model
 
 _log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class RegistryConfig:
-    """The `registry:` section of params.yaml.
-
-    Attributes:
-        pretrained_name / finetuned_name: registered model names; ``{depth}`` is the ResNet depth.
-        pretrained_metric / finetuned_metric: evaluation metric (higher is better) that decides
-            whether a newly evaluated version becomes `champion`.
-        serving_size: crop side of the served model.
-        stored_shorter_side: served photos are first shrunk to this shorter side, like records.
-        top_k: classes returned by default.
-        tag_threshold: probability from which the multi-label model returns a tag.
-        max_image_pixels: larger uploads are refused with HTTP 400 before decoding.
-    """
-
-    pretrained_name: str
-    finetuned_name: str
-    pretrained_metric: str
-    finetuned_metric: str
-    serving_size: int
-    stored_shorter_side: int
-    top_k: int
-    tag_threshold: float
-    max_image_pixels: int
-
-    def model_name(self, task: str, depth: int) -> str:
-        """The registered model for a ``"pretrain"`` or ``"finetune"`` checkpoint of `depth`."""
-        return (self.pretrained_name if task == PRETRAIN else self.finetuned_name).format(depth=depth)
-
-    def champion_metric(self, task: str) -> str:
-        return self.pretrained_metric if task == PRETRAIN else self.finetuned_metric
-
-    def serving(self, task: str, crop_fraction: float) -> ServingConfig:
-        return ServingConfig(
-            task=LABEL_KIND[task], image_size=self.serving_size,
-            crop_fraction=crop_fraction, stored_shorter_side=self.stored_shorter_side, top_k=self.top_k,
-            threshold=self.tag_threshold, max_image_pixels=self.max_image_pixels,
-        )
 
 
 def register_run_checkpoints(run_id: str, config: RegistryConfig) -> list:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import re
 
-from mlflow.entities import ViewType
-
 from mlimages.tracking.names import EVAL_PREFIX, SERVING_TAG, TRAINING_DATA_TAG
-from mlimages.tracking.registry import RegistryConfig
-from mlimages.tracking.versions import VersionSource, serving_model_id, source_from_tags
+from mlimages.tracking.registry_config import RegistryConfig
+from mlimages.tracking.rest_registry import RestRegistry
+from mlimages.tracking.version_source import VersionSource, serving_model_id, source_from_tags
 
 LEFT_OUT = "leaked_left_out"  # images the clean score left out (mlimages.evaluate)
 
@@ -34,12 +33,21 @@ def render_versions(client, names: list[str]) -> str:
 
 def read_sources(client, versions) -> dict[tuple[str, str], VersionSource]:
     """What each version was built from, keyed by (name, version): one search of all serving models."""
+    tags = serving_model_tags(client)
+    return {(v.name, str(v.version)): source_from_tags(serving_model_id(v), tags.get(serving_model_id(v), {}), v.tags)
+            for v in versions}
+
+
+def serving_model_tags(client) -> dict[str, dict[str, str]]:
+    """The tags of every serving LoggedModel by model id, from `RestRegistry` or MLflow's client."""
+    if isinstance(client, RestRegistry):
+        return client.serving_model_tags()
+    from mlflow.entities import ViewType  # imported here: the REST path never imports MLflow
+
     experiments = [e.experiment_id for e in read_pages(client.search_experiments, view_type=ViewType.ALL)]
     models = read_pages(client.search_logged_models, experiment_ids=experiments,
                         filter_string=f"tags.`{SERVING_TAG}` = 'true'") if experiments else []
-    tags = {m.model_id: m.tags for m in models}
-    return {(v.name, str(v.version)): source_from_tags(serving_model_id(v), tags.get(serving_model_id(v), {}), v.tags)
-            for v in versions}
+    return {m.model_id: m.tags for m in models}
 
 
 def read_pages(search, **kwargs) -> list:

@@ -12,7 +12,8 @@ from mlimages.errors import InputError
 from mlimages.tracking import registry
 from mlimages.tracking.champion import record_evaluation
 from mlimages.tracking.registry import RegistryConfig
-from mlimages.tracking.versions import read_version_source, resolve_versions, source_from_tags
+from mlimages.tracking.version_source import source_from_tags
+from mlimages.tracking.versions import read_version_source, resolve_versions
 
 from tests.tracking_fixtures import build_tiny_classifier
 
