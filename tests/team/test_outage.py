@@ -1,9 +1,13 @@
 """The team server goes away during training: for 30 seconds (stop the process, start it again on the
-same port), and for good (the run stops with one line; the same command resumes once it is back)."""
+same port; training goes on, also while the backlog drains), for good (the run stops with one line; the
+same command resumes once it is back), and a run killed while its backlog drains (the same command
+delivers the rest)."""
 
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -95,7 +99,43 @@ def test_training_goes_on_through_a_30_second_outage(team_server, records, resea
             team_server.start(team_server.root / "team.yaml")
     assert during >= stopped_at + CHECKPOINT_EVERY, f"training stood still: step {stopped_at} -> {during}"
     log = (tmp_path / "train.log").read_text()
-    assert "tracking server unreachable" in log and "tracking server answers again" in log
+    assert "tracking server unreachable" in log
+    assert count_steps_while_draining(log) >= 1, "training stood still while the backlog drained"
+    assert_logged_once(researcher, tmp_path, steps)
+
+
+def count_steps_while_draining(log: str) -> int:
+    """Training steps finished between the server's return and the end of the backlog's delivery."""
+    start, end = log.index("tracking server answers again"), log.index("tracking outbox drained")
+    return len(re.findall(r" step \d+/\d+ loss ", log[start:end]))
+
+
+def test_a_run_killed_while_its_backlog_drains_delivers_it_when_resumed(team_server, records, researcher,
+                                                                         tmp_path):
+    steps = 200
+    write_params(tmp_path / "params.yaml", steps)
+    process = start_training(team_server, records, tmp_path)
+    try:
+        wait_for_step(tmp_path, process, CHECKPOINT_EVERY)
+        team_server.stop()
+        wait_for_step(tmp_path, process, saved_step(tmp_path) + 3 * CHECKPOINT_EVERY)
+        team_server.start(team_server.root / "team.yaml")
+        deadline = time.monotonic() + 300
+        while "tracking server answers again" not in (tmp_path / "train.log").read_text():
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "train.log").read_text()[-3000:]
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)  # in the middle of the drain
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if team_server.process.poll() is not None:
+            team_server.start(team_server.root / "team.yaml")
+    assert "tracking outbox drained" not in (tmp_path / "train.log").read_text()
+    assert (tmp_path / "out" / "tracking-outbox" / "outbox.jsonl").is_file()
+
+    again = start_training(team_server, records, tmp_path)
+    assert again.wait(timeout=900) == 0, (tmp_path / "train.log").read_text()[-3000:]
     assert_logged_once(researcher, tmp_path, steps)
 
 
