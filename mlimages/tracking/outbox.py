@@ -98,7 +98,6 @@ def without_mlflow_retries():
                 os.environ[key] = value
 
 
-
 def open_outbox(run_id: str, out_dir: str | Path) -> "TrackingOutbox":
     """The outbox of a run writing to `out_dir`, once what an earlier attempt kept there is delivered
     (so the run's last logged step, read next, counts it)."""
@@ -182,6 +181,7 @@ class TrackingOutbox:
             self._stopping = True
             self._changed.notify_all()
         self._sender.join()
+        self.journal.remove_empty_folder()
 
     def count_unsent(self) -> int:
         with self._changed:

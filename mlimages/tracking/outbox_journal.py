@@ -4,7 +4,8 @@ Training appends one line per item; the outbox's sender reads the line at the cu
 moves the cursor past it. The file is the queue, so memory holds one item at a time however long the
 server is away, and a process killed at any moment leaves every unsent item (and maybe the one in
 flight, which the sender made safe to send twice) for the next attempt to replay. Once the cursor
-reaches the end, the file, the cursor and their folder go: an empty journal is no file at all.
+reaches the end, the file and the cursor go: an empty journal is no file at all (and its folder goes
+when the outbox closes, `remove_empty_folder`).
 
 Not thread-safe by itself: the outbox calls it under its lock.
 """
@@ -74,12 +75,16 @@ class OutboxJournal:
             journal.seek(self.offset)
             return sum(1 for _ in journal)
 
+    def remove_empty_folder(self) -> None:
+        """No empty folder among the training outputs. Only once nothing more is appended: training
+        creates the folder before it writes a snapshot there."""
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
+
     def _drop(self) -> None:
         self.path.unlink(missing_ok=True)
         self.cursor_path.unlink(missing_ok=True)
         self.offset = self.line = 0
-        with contextlib.suppress(OSError):
-            self.folder.rmdir()  # nothing left: no empty folder among the training outputs
 
     def _read_cursor(self) -> tuple[int, int]:
         if not self.cursor_path.is_file():

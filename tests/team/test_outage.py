@@ -81,7 +81,7 @@ def assert_logged_once(client, lab: Path, steps: int) -> None:
 
 
 def test_training_goes_on_through_a_30_second_outage(team_server, records, researcher, tmp_path):
-    steps = 400
+    steps = 1200  # long enough to go on after the server is back, while the backlog drains
     write_params(tmp_path / "params.yaml", steps)
     process = start_training(team_server, records, tmp_path)
     try:
@@ -91,6 +91,8 @@ def test_training_goes_on_through_a_30_second_outage(team_server, records, resea
         time.sleep(OUTAGE_S)
         during = saved_step(tmp_path)
         team_server.start(team_server.root / "team.yaml")
+        back_at = saved_step(tmp_path)
+        assert back_at < steps, f"training ended before the server was back: {steps} steps are too few here"
         assert process.wait(timeout=900) == 0, (tmp_path / "train.log").read_text()[-3000:]
     finally:
         if process.poll() is None:
@@ -100,8 +102,8 @@ def test_training_goes_on_through_a_30_second_outage(team_server, records, resea
     assert during >= stopped_at + CHECKPOINT_EVERY, f"training stood still: step {stopped_at} -> {during}"
     log = (tmp_path / "train.log").read_text()
     assert "tracking server unreachable" in log
-    assert count_steps_while_draining(log) >= 1, "training stood still while the backlog drained"
     assert_logged_once(researcher, tmp_path, steps)
+    assert count_steps_while_draining(log) >= 1, "training stood still while the backlog drained"
 
 
 def count_steps_while_draining(log: str) -> int:
