@@ -85,7 +85,10 @@ def is_outage(error: BaseException) -> bool:
 
 @contextlib.contextmanager
 def without_mlflow_retries():
-    """MLflow reads its HTTP settings per request: no retries, a short timeout, while the outbox sends."""
+    """MLflow reads its HTTP settings per request: no retries, a short timeout, while the outbox sends.
+
+    The environment is the process's: a request the training thread makes meanwhile (during training only
+    a divergence's tag) goes without retries too. Only the sender thread changes these variables."""
     saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="60")
     try:
