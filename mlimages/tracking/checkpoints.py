@@ -85,7 +85,7 @@ def log_checkpoint(model, step: int, task: str, spec: ModelSpec, metrics: Mappin
                    run_id: str | None = None) -> str:
     """Log `model` as a Keras-flavor LoggedModel at `step`, linked to that step's metrics.
 
-    The metrics are logged in the run at `step` first; `mlflow.keras.log_model(step=...)` then
+    The metrics are logged in the run at `step` first; logging the Keras model at `step` then
     links every run metric of that step to the new LoggedModel.
 
     Args:
