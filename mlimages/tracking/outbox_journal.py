@@ -82,8 +82,10 @@ class OutboxJournal:
             self.folder.rmdir()
 
     def _drop(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """The cursor first: a kill between the two leaves the journal to replay whole (sends are safe to
+        repeat), never a cursor past the end of the next journal."""
         self.cursor_path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
         self.offset = self.line = 0
 
     def _read_cursor(self) -> tuple[int, int]:
@@ -100,6 +102,7 @@ class OutboxJournal:
         """A process killed while appending leaves half a line: that item was never kept, so it goes,
         with a log line."""
         if not self.path.is_file():
+            self._drop()  # a cursor without its journal is of no use
             return
         with self.path.open("rb") as journal:
             journal.seek(0, 2)

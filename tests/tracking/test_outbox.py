@@ -141,6 +141,21 @@ def test_a_broken_journal_line_is_named(run_id, tmp_path):
         open_outbox(run_id, tmp_path)  # the sender's error, raised on the caller's thread
 
 
+def test_the_journal_is_a_queue_on_disk_that_a_new_process_picks_up(tmp_path):
+    journal = OutboxJournal(tmp_path / "outbox")
+    for step in (1, 2, 3):
+        journal.append({"step": step})
+    journal.pop()
+    again = OutboxJournal(tmp_path / "outbox")  # a new process: the cursor says where it was
+    assert again.peek() == {"step": 2} and again.count_unsent() == 2
+    again.pop(), again.pop()
+    assert again.peek() is None and not (tmp_path / "outbox" / JOURNAL).exists()
+    (tmp_path / "outbox" / CURSOR).write_text(json.dumps({"offset": 40, "line": 3}))  # its journal is gone
+    fresh = OutboxJournal(tmp_path / "outbox")
+    fresh.append({"step": 4})
+    assert fresh.peek() == {"step": 4}
+
+
 def test_a_refused_request_is_not_an_outage(run_id, tmp_path):
     with TrackingOutbox("0" * 32, tmp_path / "outbox", outage_limit_s=60) as outbox:
         outbox.log_metrics({"loss": 1.0}, 1)
