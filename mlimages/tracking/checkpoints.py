@@ -12,7 +12,6 @@ import dataclasses
 from typing import Mapping
 
 import mlflow
-from mlflow.models import Model
 
 from mlimages.errors import InputError
 from mlimages.tracking.names import (
@@ -81,11 +80,10 @@ def logged_checkpoint_steps(run_id: str) -> set[int]:
 
 
 def log_checkpoint(model, step: int, task: str, spec: ModelSpec, metrics: Mapping[str, float],
-                   classes_file: str | None = None, tags: Mapping[str, str] | None = None,
-                   run_id: str | None = None) -> str:
+                   classes_file: str | None = None, tags: Mapping[str, str] | None = None) -> str:
     """Log `model` as a Keras-flavor LoggedModel at `step`, linked to that step's metrics.
 
-    The metrics are logged in the run at `step` first; logging the Keras model at `step` then
+    The metrics are logged in the run at `step` first; `mlflow.keras.log_model(step=...)` then
     links every run metric of that step to the new LoggedModel.
 
     Args:
@@ -96,20 +94,18 @@ def log_checkpoint(model, step: int, task: str, spec: ModelSpec, metrics: Mappin
         metrics: metric values at `step` (already-logged ones are linked too).
         classes_file: artifact path of classes.tsv in the run.
         tags: extra LoggedModel tags.
-        run_id: the training run; None: the active run (another thread than the run's has none).
 
     Returns:
         The LoggedModel id (``models:/<id>`` loads it).
     """
     if metrics:
-        mlflow.log_metrics(dict(metrics), step=step, run_id=run_id)
+        mlflow.log_metrics(dict(metrics), step=step)
     model_tags = {STEP_TAG: str(step), TASK_TAG: task, **(tags or {})}
     if classes_file:
         model_tags[CLASSES_FILE_TAG] = classes_file
-    info = Model.log(  # what mlflow.keras.log_model calls, which takes no run_id
-        artifact_path=None, name=checkpoint_name(step), flavor=mlflow.keras, model=model, run_id=run_id, step=step,
-        tags=model_tags, params=spec.as_params(), signature=make_checkpoint_signature(model),
-        pip_requirements=pip_requirements(),
+    info = mlflow.keras.log_model(
+        model, name=checkpoint_name(step), step=step, tags=model_tags, params=spec.as_params(),
+        signature=make_checkpoint_signature(model), pip_requirements=pip_requirements(),
     )
     return info.model_id
 

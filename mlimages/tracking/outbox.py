@@ -29,7 +29,6 @@ flight and leaves the rest in the journal for the next attempt.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -39,14 +38,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import mlflow
-import requests
 from mlflow.entities import Metric
-from mlflow.exceptions import MlflowException
 
 from mlimages.errors import InputError
 from mlimages.tracking.checkpoints import ModelSpec, find_checkpoints, log_checkpoint
 from mlimages.tracking.names import STEP_TAG
 from mlimages.tracking.outbox_journal import OutboxJournal
+from mlimages.tracking.outbox_mlflow import is_outage, run_active_here, without_mlflow_retries
 
 OUTAGE_ENV = "MLIMAGES_TRACKING_OUTAGE_S"
 DEFAULT_OUTAGE_S = 600.0
@@ -69,36 +67,6 @@ def read_outage_limit_s() -> float:
     if not limit > 0:
         raise InputError(f"must be a positive number of seconds, got {value!r}", f"environment {OUTAGE_ENV}")
     return limit
-
-
-def is_outage(error: BaseException) -> bool:
-    """A connection failure or a server-side (5xx) error: worth keeping the item and trying again.
-
-    A refused request (401, 403, 400, 404) is not: retrying it for minutes would only hide it.
-    """
-    if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(error, requests.HTTPError):  # an artifact upload answered by a proxy or a failing server
-        return error.response is not None and error.response.status_code >= 500
-    return isinstance(error, MlflowException) and error.get_http_status_code() >= 500
-
-
-@contextlib.contextmanager
-def without_mlflow_retries():
-    """MLflow reads its HTTP settings per request: no retries, a short timeout, while the outbox sends.
-
-    The environment is the process's: a request the training thread makes meanwhile (during training only
-    a divergence's tag) goes without retries too. Only the sender thread changes these variables."""
-    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="60")
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def open_outbox(run_id: str, out_dir: str | Path) -> "TrackingOutbox":
@@ -257,8 +225,9 @@ class TrackingOutbox:
         import keras
 
         model = keras.saving.load_model(item["file"], compile=False)
-        log_checkpoint(model, item["step"], item["task"], ModelSpec(**item["spec"]), {}, item["classes_file"],
-                       item["tags"], run_id=self.run_id)
+        with run_active_here(self.run_id):
+            log_checkpoint(model, item["step"], item["task"], ModelSpec(**item["spec"]), {}, item["classes_file"],
+                           item["tags"])
 
     def _forget(self, item: dict[str, Any]) -> None:
         """Delivered: the snapshot goes, then the journal moves on (a kill between the two resends an

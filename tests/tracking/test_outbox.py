@@ -82,6 +82,7 @@ def test_training_steps_go_on_while_a_backlog_drains(tracking_store, run_id, tmp
     folder, model = tmp_path / "tracking-outbox", build_tiny_classifier(3, seed=1)
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     images, labels = np.random.default_rng(0).random((4, 32, 32, 3), np.float32), np.array([0, 1, 2, 0])
+    mlflow.set_experiment("not the run's")  # as when a run is resumed: the checkpoints still go to the run's
     mlflow.set_tracking_uri(refused_uri())
     outbox = TrackingOutbox(run_id, folder, outage_limit_s=600, retry_every_s=0.2)
     try:
