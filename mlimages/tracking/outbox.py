@@ -1,50 +1,54 @@
-"""Training's tracking calls, kept through a tracking-server outage and delivered once it is back.
+"""Training's tracking calls, kept through a tracking-server outage and delivered by a thread of their own.
 
 A team's runs train for days against a server that sometimes restarts. Left to itself, MLflow
 retries a failed request for minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` with backoff) while the
 training step waits, then raises and ends the run. Instead, training hands its metrics and
-checkpoints to this outbox, which sends them in order with MLflow's own retries turned off, so
-an attempt against a missing server costs one refused connection. What does not go through is
-kept, and training goes on:
+checkpoints to this outbox and goes on at once: each item is appended to a journal on disk
+(`OutboxJournal`, the queue), and one sender thread delivers the journal in order, with MLflow's own
+retries turned off so that an attempt against a missing server costs one refused connection. What
+does not go through stays in the journal, and training goes on; a backlog drains in the background
+while training steps continue. Items are made safe to send twice (a process may die after a send
+and before the journal moves on):
 
 - metrics as they were measured: their timestamps are fixed then, so a resend of a batch the
   server had stored after all is the same row (the store ignores an identical metric), never a
   second point at that step;
-- checkpoints as a ``.keras`` snapshot in the output folder, logged from it later (skipped when
-  the server already holds a finished checkpoint at that step).
+- checkpoints as a ``.keras`` snapshot in the output folder, logged from it by the sender (skipped
+  when the server already holds a finished checkpoint at that step).
 
-Every later call retries the oldest item first, at most every `RETRY_EVERY_S`. Kept items are
-also written to ``outbox.jsonl`` beside the snapshots, so a run that stops still has them. When
-the server stays away past the outage limit (``MLIMAGES_TRACKING_OUTAGE_S``, default 600 s: an
-operating setting like MLflow's own HTTP variables, so not a param and not part of the run key),
-the run stops with `TrackingLost`, one line; its checkpoints are on disk, and the same command
-resumes once the server is back, delivering what was kept before it trains on.
+During an outage the sender retries the oldest item every `RETRY_EVERY_S`. When the server stays
+away past the outage limit (``MLIMAGES_TRACKING_OUTAGE_S``, default 600 s: an operating setting like
+MLflow's own HTTP variables, so not a param and not part of the run key), the sender stops and the
+training thread's next call raises `TrackingLost`, one line; checkpoints are on disk, and the same
+command resumes once the server is back, delivering what the journal kept before it trains on.
+
+Shutdown: `flush` at the end of a run waits until the journal is empty (or raises the sender's error);
+`close` (also the context manager's exit, whatever ended the run) stops the sender after the item in
+flight and leaves the rest in the journal for the next attempt.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import mlflow
-import requests
 from mlflow.entities import Metric
-from mlflow.exceptions import MlflowException
 
 from mlimages.errors import InputError
 from mlimages.tracking.checkpoints import ModelSpec, find_checkpoints, log_checkpoint
 from mlimages.tracking.names import STEP_TAG
+from mlimages.tracking.outbox_journal import OutboxJournal
+from mlimages.tracking.outbox_mlflow import is_outage, run_active_here, without_mlflow_retries
 
 OUTAGE_ENV = "MLIMAGES_TRACKING_OUTAGE_S"
 DEFAULT_OUTAGE_S = 600.0
 RETRY_EVERY_S = 5.0
-JOURNAL = "outbox.jsonl"
 
 _log = logging.getLogger(__name__)
 
@@ -65,120 +69,151 @@ def read_outage_limit_s() -> float:
     return limit
 
 
-def is_outage(error: BaseException) -> bool:
-    """A connection failure or a server-side (5xx) error: worth keeping the item and trying again.
-
-    A refused request (401, 403, 400, 404) is not: retrying it for minutes would only hide it.
-    """
-    if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(error, requests.HTTPError):  # an artifact upload answered by a proxy or a failing server
-        return error.response is not None and error.response.status_code >= 500
-    return isinstance(error, MlflowException) and error.get_http_status_code() >= 500
-
-
-@contextlib.contextmanager
-def without_mlflow_retries():
-    """MLflow reads its HTTP settings per request: no retries, a short timeout, while the outbox sends."""
-    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="60")
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def open_outbox(run_id: str, out_dir: str | Path) -> "TrackingOutbox":
-    """The outbox of a run writing to `out_dir`, after delivering what an earlier attempt kept there."""
+    """The outbox of a run writing to `out_dir`, once what an earlier attempt kept there is delivered
+    (so the run's last logged step, read next, counts it)."""
     outbox = TrackingOutbox(run_id, Path(out_dir) / "tracking-outbox")
-    outbox.flush()
+    try:
+        outbox.flush()
+    except BaseException:
+        outbox.close()
+        raise
     return outbox
 
 
 class TrackingOutbox:
-    """Metrics and checkpoints of one run, sent in order, kept through an outage (see the module docstring).
+    """Metrics and checkpoints of one run, sent in order by one thread, kept through an outage (see the
+    module docstring). Its sender starts here; use it as a context manager, or call `close`.
 
     Args:
         run_id: the training run.
         folder: where snapshots and the journal go (inside the run's output folder).
         outage_limit_s: how long an outage may last before the run stops.
-        clock: monotonic seconds (tests pass their own).
+        retry_every_s: how long the sender waits between attempts during an outage.
+        clock: monotonic seconds, for the outage's length.
     """
 
     def __init__(self, run_id: str, folder: str | Path, outage_limit_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
-        self.run_id, self.folder, self.clock = run_id, Path(folder), clock
+                 retry_every_s: float = RETRY_EVERY_S, clock: Callable[[], float] = time.monotonic):
+        self.run_id, self.folder, self.clock, self.retry_every_s = run_id, Path(folder), clock, retry_every_s
         self.outage_limit_s = read_outage_limit_s() if outage_limit_s is None else outage_limit_s
-        self.pending: list[dict[str, Any]] = self._read_journal()
-        self.outage_since: float | None = None
-        self.next_try_at = 0.0
+        self.journal = OutboxJournal(self.folder)
+        self.outage_since: float | None = None  # when the server stopped answering (None: it answers)
+        self.backlog_since: float | None = None  # when the outage that left a backlog began
+        self.last_try = 0.0  # of a send that met an outage
+        self._changed = threading.Condition()  # guards the journal and the fields below; wakes both threads
+        self._error: BaseException | None = None  # the sender's, raised on the training thread
+        self._stopping = False
+        self._sender = threading.Thread(target=self._send_all, name="tracking-outbox", daemon=True)
+        self._sender.start()
+
+    def __enter__(self) -> "TrackingOutbox":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Send `metrics` at `step` (or keep them, timestamped now)."""
-        now_ms = int(time.time() * 1000)
-        self.pending.append({"kind": "metrics", "step": step, "timestamp": now_ms,
-                             "values": {key: float(value) for key, value in metrics.items()}})
-        self.deliver()
+        """Queue `metrics` at `step`, timestamped now."""
+        self._put({"kind": "metrics", "step": step, "timestamp": int(time.time() * 1000),
+                   "values": {key: float(value) for key, value in metrics.items()}})
 
     def log_checkpoint(self, model, step: int, task: str, spec: ModelSpec, metrics: Mapping[str, float],
                        classes_file: str | None, tags: Mapping[str, str]) -> None:
-        """Log `metrics` at `step`, then `model` as the checkpoint LoggedModel of `step` (which links every
-        metric of the step), or keep them: the metrics as they are, the model as a snapshot."""
+        """Queue `metrics` at `step`, then `model` as the checkpoint LoggedModel of `step` (which links every
+        metric of the step): the live model trains on, so this step's weights go to a snapshot first."""
         if metrics:
             self.log_metrics(metrics, step)
-        item = {"kind": "checkpoint", "step": step, "task": task, "spec": dataclasses.asdict(spec),
-                "classes_file": classes_file, "tags": dict(tags), "file": None}
-        if not self.pending and self.outage_since is None:
-            try:
-                with without_mlflow_retries():
-                    log_checkpoint(model, step, task, spec, {}, classes_file, tags)
-                return
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                self._begin_outage(error)
+        self._raise_if_failed()
         self.folder.mkdir(parents=True, exist_ok=True)
-        item["file"] = str(self.folder / f"checkpoint-{step}.keras")
-        model.save(item["file"])  # the live model trains on: keep this step's weights
-        self.pending.append(item)
-        self.deliver()
-
-    def deliver(self) -> None:
-        """Send kept items, oldest first; keep the rest if the server does not answer.
-
-        Raises:
-            TrackingLost: the outage has lasted past the limit (the kept items are in the journal).
-        """
-        if self.outage_since is not None and self.clock() < self.next_try_at:
-            self._write_journal()
-            return self._check_limit()
-        while self.pending:
-            try:
-                with without_mlflow_retries():
-                    self._send(self.pending[0])
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                self._begin_outage(error)
-                self._write_journal()
-                return self._check_limit()
-            self._forget(self.pending.pop(0))
-        if self.outage_since is not None:
-            _log.warning("tracking server answers again: everything kept since it stopped answering %.0f s ago "
-                         "is logged", self.clock() - self.outage_since)
-        self.outage_since = None
-        self._write_journal()
+        snapshot = self.folder / f"checkpoint-{step}.keras"
+        model.save(snapshot)
+        self._put({"kind": "checkpoint", "step": step, "task": task, "spec": dataclasses.asdict(spec),
+                   "classes_file": classes_file, "tags": dict(tags), "file": str(snapshot)})
 
     def flush(self) -> None:
-        """Deliver everything before the run ends, waiting out an outage up to the limit."""
-        self.deliver()
-        while self.pending:
-            time.sleep(max(0.0, min(RETRY_EVERY_S, self.next_try_at - self.clock())))
-            self.deliver()
+        """Wait until everything is delivered, through an outage up to the limit.
+
+        Raises:
+            TrackingLost: the outage lasted past the limit (the kept items are in the journal);
+                or whatever else stopped the sender.
+        """
+        with self._changed:
+            while self.journal.peek() is not None and self._error is None and self._sender.is_alive():
+                self._changed.wait()
+            self._raise_if_failed()
+            if self.journal.peek() is not None:
+                raise RuntimeError(f"the tracking outbox is closed with unsent items in {self.journal.path}")
+
+    def close(self) -> None:
+        """Stop the sender after the item in flight (a request ends within MLflow's HTTP timeout); what
+        is not delivered stays in the journal, and the same command delivers it when it resumes."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        self._sender.join()
+        self.journal.remove_empty_folder()
+
+    def count_unsent(self) -> int:
+        with self._changed:
+            return self.journal.count_unsent()
+
+    def _put(self, item: dict[str, Any]) -> None:
+        with self._changed:
+            self._raise_if_failed()
+            self.journal.append(item)
+            self._changed.notify_all()
+
+    def _raise_if_failed(self) -> None:
+        """On the training thread: the sender's error, if it stopped with one."""
+        if self._error is None:
+            return
+        if isinstance(self._error, TrackingLost):
+            self._leave_run()
+        raise self._error
+
+    def _send_all(self) -> None:
+        """The sender thread: the oldest item, until `close`; an error stops it and waits for the training
+        thread to raise it."""
+        try:
+            while (item := self._next_item()) is not None:
+                if self._try_send(item):
+                    self._forget(item)
+        except BaseException as error:  # noqa: BLE001 - handed to the training thread as it is
+            with self._changed:
+                self._error = error
+                self._changed.notify_all()
+
+    def _next_item(self) -> dict[str, Any] | None:
+        """The oldest unsent item, once there is one and any retry pause is over; None once closing."""
+        with self._changed:
+            while not self._stopping:
+                pause_s = 0.0 if self.outage_since is None else self.last_try + self.retry_every_s - self.clock()
+                if pause_s > 0:
+                    self._changed.wait(pause_s)  # woken early only to close
+                    continue
+                item = self.journal.peek()
+                if item is not None:
+                    return item
+                self._changed.wait()
+            return None
+
+    def _try_send(self, item: dict[str, Any]) -> bool:
+        """True once `item` is delivered; False (kept) when the server does not answer."""
+        try:
+            with without_mlflow_retries():
+                self._send(item)
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            self._begin_outage(error)
+            self._check_limit()
+            return False
+        if self.outage_since is not None:
+            _log.warning("tracking server answers again after %.0f s: delivering the %d items kept meanwhile "
+                         "while training goes on", self.clock() - self.outage_since, self.count_unsent())
+            self.backlog_since, self.outage_since = self.outage_since, None
+        return True
 
     def _send(self, item: dict[str, Any]) -> None:
         if item["kind"] == "metrics":
@@ -186,64 +221,49 @@ class TrackingOutbox:
             mlflow.MlflowClient().log_batch(self.run_id, metrics=metrics)
             return
         if any(int(m.tags[STEP_TAG]) == item["step"] for m in find_checkpoints(self.run_id)):
-            return  # sent before the connection broke: the server has it
+            return  # sent before the connection broke (or the process died): the server has it
         import keras
 
         model = keras.saving.load_model(item["file"], compile=False)
-        log_checkpoint(model, item["step"], item["task"], ModelSpec(**item["spec"]), {}, item["classes_file"],
-                       item["tags"])
+        with run_active_here(self.run_id):
+            log_checkpoint(model, item["step"], item["task"], ModelSpec(**item["spec"]), {}, item["classes_file"],
+                           item["tags"])
 
     def _forget(self, item: dict[str, Any]) -> None:
+        """Delivered: the snapshot goes, then the journal moves on (a kill between the two resends an
+        item the server has, which `_send` skips)."""
         if item.get("file"):
             Path(item["file"]).unlink(missing_ok=True)
+        with self._changed:
+            self.journal.pop()
+            drained = self.journal.peek() is None
+            self._changed.notify_all()
+        if drained and self.backlog_since is not None:
+            _log.warning("tracking outbox drained: everything kept since the server stopped answering %.0f s ago "
+                         "is logged", self.clock() - self.backlog_since)
+            self.backlog_since = None
 
     def _begin_outage(self, error: BaseException) -> None:
-        now = self.clock()
+        self.last_try = self.clock()
         if self.outage_since is None:
-            self.outage_since = now
+            self.outage_since = self.last_try
             _log.warning("tracking server unreachable (%s); training goes on, metrics and checkpoints are kept "
                          "for up to %.0f s", str(error).splitlines()[0][:160], self.outage_limit_s)
-        self.next_try_at = now + RETRY_EVERY_S
 
     def _check_limit(self) -> None:
         waited = self.clock() - self.outage_since
         if waited > self.outage_limit_s:
-            self._leave_run()
             raise TrackingLost(
                 f"the tracking server has not answered for {waited:.0f} s ({OUTAGE_ENV}={self.outage_limit_s:g}); "
-                f"checkpoints are kept in {self.folder.parent} and {len(self.pending)} unsent items in "
-                f"{self.folder / JOURNAL}: run the same command again once the server is back")
+                f"checkpoints are kept in {self.folder.parent} and {self.count_unsent()} unsent items in "
+                f"{self.journal.path}: run the same command again once the server is back")
 
     def _leave_run(self) -> None:
         """Drop the run from MLflow's active-run stack without a request: ending it would wait on the
         missing server, then replace `TrackingLost` with MLflow's error. The run stays RUNNING on the
-        server until the same command reopens it. (The stack is MLflow's private state; no public call
-        forgets a run without ending it.)"""
+        server until the same command reopens it. (The stack is MLflow's private state, one per thread:
+        this runs on the training thread; no public call forgets a run without ending it.)"""
         from mlflow.tracking.fluent import _active_run_stack
 
         stack = _active_run_stack.get()
         stack[:] = [run for run in stack if run.info.run_id != self.run_id]
-
-    def _read_journal(self) -> list[dict[str, Any]]:
-        path = self.folder / JOURNAL
-        if not path.is_file():
-            return []
-        items = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            try:
-                items.append(json.loads(line))
-            except ValueError:
-                raise InputError("not a JSON line of the tracking outbox", f"{path}:{number}") from None
-        return items
-
-    def _write_journal(self) -> None:
-        path = self.folder / JOURNAL
-        if not self.pending:
-            path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                self.folder.rmdir()  # nothing left: no empty folder among the training outputs
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text("".join(json.dumps(item) + "\n" for item in self.pending), encoding="utf-8")
-        temporary.replace(path)

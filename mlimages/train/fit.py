@@ -36,8 +36,7 @@ from mlimages.tracking.names import (
 from mlimages.tracking.outbox import TrackingOutbox, open_outbox
 from mlimages.tracking.pretrained import pin_source
 from mlimages.tracking.runs import (
-    last_logged_step, log_classes_file, log_dataset_input, log_flat_params, make_run_key,
-    start_or_resume_run,
+    last_logged_step, log_classes_file, log_dataset_input, log_flat_params, make_run_key, start_or_resume_run,
 )
 from mlimages.train.config import TrainConfig, count_total_steps, find_size_switch_step, run_defining_params
 from mlimages.train.distribute import is_chief, worker_id
@@ -90,7 +89,7 @@ class Tracking:
     logged_steps: frozenset = frozenset()  # checkpoints already LoggedModels
     classes_file: str | None = None  # artifact path of classes.tsv
     spec: ModelSpec | None = None
-    outbox: TrackingOutbox | None = None  # metrics and checkpoints go through it: kept through an outage
+    outbox: TrackingOutbox | None = None  # metrics and checkpoints go through it: sent by its own thread
 
 
 def fit(config: TrainConfig, train_dir: str | Path, val_dir: str | Path, out_dir: str | Path,
@@ -174,7 +173,9 @@ def _tracked_run(plan: Plan, params: dict, run_key: str, train_dir, val_dir, out
     name = (pretrain_run_name(config.depth, config.width_multiplier) if config.task == PRETRAIN
             else finetune_run_name(source))
     with start_or_resume_run(config.experiment, run_key, name, tags) as active:
-        yield _start_logging(plan, params, train_dir, val_dir, active.info.run_id, out_dir)
+        tracking = _start_logging(plan, params, train_dir, val_dir, active.info.run_id, out_dir)
+        with tracking.outbox:  # its sender thread stops here, however the run ended
+            yield tracking
 
 
 def _start_logging(plan: Plan, params: dict, train_dir, val_dir, run_id: str, out_dir: Path) -> Tracking:
@@ -264,9 +265,8 @@ def _validate_and_save(plan: Plan, tracking: Tracking, state, manager, step: int
         metrics.update(validation)
     plan.peers.phase = f"checkpoint save at step {step}"
     manager.save(checkpoint_number=step)
-    if plan.chief and step not in tracking.logged_steps:
-        # the loss of this step is logged already; log_model links every metric of the step
-        linked = validation if step > tracking.log_floor else {}
+    if plan.chief and step not in tracking.logged_steps:  # the checkpoint links every metric of the step
+        linked = validation if step > tracking.log_floor else {}  # the loss of the step is logged already
         tracking.outbox.log_checkpoint(state.model, step, plan.config.task, tracking.spec, linked,
                                        tracking.classes_file, {EPOCH_TAG: f"{step / plan.steps_per_epoch:.2f}"})
     return metrics
@@ -288,7 +288,7 @@ def _finish(plan: Plan, tracking: Tracking, state, out_dir: Path, step: int, met
     if not plan.chief:  # a worker's own checkpoints only existed so that saving ran on every worker
         shutil.rmtree(out_dir / "worker-checkpoints" / worker_id(plan.strategy), ignore_errors=True)
     else:
-        tracking.outbox.flush()  # an outage at the end: wait for the server (up to the limit)
+        tracking.outbox.flush()  # the run ends once everything is delivered (an outage: up to the limit)
         out_dir.mkdir(parents=True, exist_ok=True)
         state.model.save(model_path)
         summary = {"task": plan.config.task, "run_id": tracking.run_id, "step": step, "metrics": metrics}

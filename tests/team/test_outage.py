@@ -1,9 +1,13 @@
 """The team server goes away during training: for 30 seconds (stop the process, start it again on the
-same port), and for good (the run stops with one line; the same command resumes once it is back)."""
+same port; training goes on, also while the backlog drains), for good (the run stops with one line; the
+same command resumes once it is back), and a run killed while its backlog drains (the same command
+delivers the rest)."""
 
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -26,11 +30,11 @@ CHECKPOINT_EVERY = 20
 pytestmark = pytest.mark.slow  # trains through two outages of the real server: minutes
 
 
-def write_params(path: Path, steps: int) -> None:
+def write_params(path: Path, steps: int, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
     import yaml
 
     section = tiny_section("pretrain", {"experiment": EXPERIMENT, "steps": steps, "log_every_steps": 1,
-                                        "checkpoint_every_steps": CHECKPOINT_EVERY, "checkpoint_every_epochs": 0,
+                                        "checkpoint_every_steps": checkpoint_every, "checkpoint_every_epochs": 0,
                                         "val_examples": 8})
     path.write_text(yaml.safe_dump({"pretrain": section}), encoding="utf-8")
 
@@ -63,39 +67,82 @@ def wait_for_step(lab: Path, process: subprocess.Popen, step: int, timeout_s: fl
         time.sleep(0.2)
 
 
-def assert_logged_once(client, lab: Path, steps: int) -> None:
+def assert_logged_once(client, lab: Path, steps: int, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
     """Every metric step once, and a finished checkpoint LoggedModel at every checkpoint step."""
     run_id = json.loads((lab / "out" / "summary.json").read_text())["run_id"]
     for key in ("loss", "learning_rate", "images_per_s"):
         logged = sorted(m.step for m in client.get_metric_history(run_id, key))
         assert logged == list(range(1, steps + 1)), (key, logged)
     checkpoints = find_checkpoints(run_id)
-    assert [int(m.tags[STEP_TAG]) for m in checkpoints] == list(range(CHECKPOINT_EVERY, steps + 1, CHECKPOINT_EVERY))
+    assert [int(m.tags[STEP_TAG]) for m in checkpoints] == list(range(checkpoint_every, steps + 1, checkpoint_every))
     assert all(str(m.status).endswith("READY") for m in checkpoints)
     assert client.get_run(run_id).info.status == "FINISHED"
     assert not (lab / "out" / "tracking-outbox").exists()
 
 
 def test_training_goes_on_through_a_30_second_outage(team_server, records, researcher, tmp_path):
-    steps = 400
-    write_params(tmp_path / "params.yaml", steps)
+    steps, every = 2000, 50  # training goes on well past the outage, while the backlog drains
+    write_params(tmp_path / "params.yaml", steps, every)
     process = start_training(team_server, records, tmp_path)
     try:
-        wait_for_step(tmp_path, process, CHECKPOINT_EVERY)
+        wait_for_step(tmp_path, process, every)
         team_server.stop()
         stopped_at = saved_step(tmp_path)
         time.sleep(OUTAGE_S)
         during = saved_step(tmp_path)
-        team_server.start(team_server.root / "team.yaml")
-        assert process.wait(timeout=900) == 0, (tmp_path / "train.log").read_text()[-3000:]
+        # Training pauses while the server boots (seconds when idle, minutes on a loaded machine), so that
+        # it is still running when the server is back, whatever the boot took.
+        process.send_signal(signal.SIGSTOP)
+        try:
+            team_server.start(team_server.root / "team.yaml")
+        finally:
+            process.send_signal(signal.SIGCONT)
+        assert during < steps, f"training ended during the outage: {steps} steps are too few here"
+        assert process.wait(timeout=1800) == 0, (tmp_path / "train.log").read_text()[-3000:]
     finally:
         if process.poll() is None:
             process.kill()
         if team_server.process.poll() is not None:
             team_server.start(team_server.root / "team.yaml")
-    assert during >= stopped_at + CHECKPOINT_EVERY, f"training stood still: step {stopped_at} -> {during}"
+    assert during >= stopped_at + every, f"training stood still: step {stopped_at} -> {during}"
     log = (tmp_path / "train.log").read_text()
-    assert "tracking server unreachable" in log and "tracking server answers again" in log
+    assert "tracking server unreachable" in log
+    assert_logged_once(researcher, tmp_path, steps, every)
+    assert count_steps_while_draining(log) >= 1, "training stood still while the backlog drained"
+
+
+def count_steps_while_draining(log: str) -> int:
+    """Training steps finished between the server's return and the end of the backlog's delivery."""
+    start, end = log.index("tracking server answers again"), log.index("tracking outbox drained")
+    return len(re.findall(r" step \d+/\d+ loss ", log[start:end]))
+
+
+def test_a_run_killed_while_its_backlog_drains_delivers_it_when_resumed(team_server, records, researcher,
+                                                                         tmp_path):
+    steps = 200
+    write_params(tmp_path / "params.yaml", steps)
+    process = start_training(team_server, records, tmp_path)
+    try:
+        wait_for_step(tmp_path, process, CHECKPOINT_EVERY)
+        team_server.stop()
+        wait_for_step(tmp_path, process, min(saved_step(tmp_path) + 2 * CHECKPOINT_EVERY, steps))  # kept meanwhile
+        team_server.start(team_server.root / "team.yaml")
+        deadline = time.monotonic() + 300
+        while "tracking server answers again" not in (tmp_path / "train.log").read_text():
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "train.log").read_text()[-3000:]
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)  # in the middle of the drain
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if team_server.process.poll() is not None:
+            team_server.start(team_server.root / "team.yaml")
+    assert "tracking outbox drained" not in (tmp_path / "train.log").read_text()
+    assert (tmp_path / "out" / "tracking-outbox" / "outbox.jsonl").is_file()
+
+    again = start_training(team_server, records, tmp_path)
+    assert again.wait(timeout=900) == 0, (tmp_path / "train.log").read_text()[-3000:]
     assert_logged_once(researcher, tmp_path, steps)
 
 

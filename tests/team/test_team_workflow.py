@@ -1,5 +1,6 @@
-"""A researcher trains, registers and evaluates against the team server (`mlflow run` entry points);
-others list, classify, extract features and serve the champion.
+"""A researcher pretrains, registers and evaluates, then finetunes from the registered champion and
+evaluates that, against the team server (`mlflow run` entry points); others list, classify, extract
+features and serve the champion.
 
 Each party works in a folder of its own that shares nothing with the server but its URL: the
 researcher's credentials come from the environment, the reader's from `~/.mlflow/credentials`,
@@ -20,20 +21,27 @@ import yaml
 
 from tests.train.fakes import make_image, tiny_section, write_records
 
+from mlimages.tracking.names import (
+    CHECKPOINT_TAG, INIT_MODEL_TAG, RUN_ID_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
+)
+
 from .team_server import BIN, DEPLOYER, EXPERIMENT, RESEARCHER
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "mlimages-resnet50-ml"  # registry.pretrained_name at the tiny network's depth
+FINETUNED = "mlimages-resnet50-imagenet"  # registry.finetuned_name
 
 pytestmark = pytest.mark.slow  # a real server, two training subprocesses: minutes on two cores
 
 
 def write_params(path: Path) -> Path:
-    """The repository's params with a tiny pretrain section and evaluation at the tiny images' size."""
+    """The repository's params with tiny training sections and evaluation at the tiny images' size."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["pretrain"] = tiny_section("pretrain", {"experiment": EXPERIMENT, "steps": 8})
+    for section in ("pretrain", "finetune"):
+        params[section] = tiny_section(section, {"experiment": EXPERIMENT, "steps": 8})
     params["evaluate"].update({"sizes": [32], "batch_size": 8})
-    params["registry"].update({"pretrained_metric": "map_all", "serving_size": 32, "stored_shorter_side": 32})
+    params["registry"].update({"pretrained_metric": "map_all", "finetuned_metric": "top1_32", "serving_size": 32,
+                               "stored_shorter_side": 32})
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
     return path
 
@@ -65,10 +73,13 @@ def write_credentials(home: Path, user: str, password: str) -> None:
 
 @pytest.fixture(scope="module")
 def workflow(team_server, tmp_path_factory) -> dict:
-    """Train + register + evaluate as the researcher, list as the deployer; returns folders and outputs."""
+    """Pretrain + register + evaluate, then finetune from the pretrained champion + register + evaluate, as
+    the researcher; list as the deployer. Returns folders, run ids and outputs."""
     data = tmp_path_factory.mktemp("records")
     train, val = write_records(data / "ml" / "train", 32, "multi", seed=1), write_records(
         data / "ml" / "val", 16, "multi", num_shards=1, seed=2)
+    single_train, single_val = write_records(data / "imagenet" / "train", 32, "single", seed=3), write_records(
+        data / "imagenet" / "val", 16, "single", num_shards=1, seed=4)
     lab, reader = tmp_path_factory.mktemp("researcher"), tmp_path_factory.mktemp("reader")
     write_params(lab / "params.yaml")
     write_params(reader / "params.yaml")
@@ -79,11 +90,16 @@ def workflow(team_server, tmp_path_factory) -> dict:
     run_id = json.loads((lab / "models" / "pretrain" / "summary.json").read_text())["run_id"]
     run(mlflow_run("evaluate", model_uri=f"runs:/{run_id}", records=val, leaked="", out=lab / "eval.json",
                    params=lab / "params.yaml"), lab, env, outputs)
+    run(mlflow_run("finetune", train=single_train, val=single_val, out=lab / "models" / "finetune",
+                   init_model=f"models:/{MODEL}@champion", params=lab / "params.yaml"), lab, env, outputs)
+    finetune_id = json.loads((lab / "models" / "finetune" / "summary.json").read_text())["run_id"]
+    run(mlflow_run("evaluate", model_uri=f"runs:/{finetune_id}", records=single_val, leaked="",
+                   out=lab / "eval-finetune.json", params=lab / "params.yaml"), lab, env, outputs)
     write_credentials(reader / "home", DEPLOYER, team_server.passwords[DEPLOYER])
     listed = run([str(BIN / "mlimages"), "registry", "list"], reader, team_server.client_env(None, reader / "home"),
                  outputs)
-    return {"lab": lab, "reader": reader, "run_id": run_id, "listing": listed.stdout, "outputs": outputs,
-            "val": val}
+    return {"lab": lab, "reader": reader, "run_id": run_id, "finetune_id": finetune_id, "listing": listed.stdout,
+            "outputs": outputs, "val": val}
 
 
 def test_registry_list_from_another_folder_shows_the_champion(workflow):
@@ -93,10 +109,37 @@ def test_registry_list_from_another_folder_shows_the_champion(workflow):
     assert all(f"run {workflow['run_id'][:8]}" in " ".join(row) for row in rows)
 
 
+def test_the_finetune_from_the_registered_champion_is_registered_with_its_lineage(workflow, researcher):
+    client = researcher
+    pretrained = client.get_model_version_by_alias(MODEL, "champion")
+    run = client.get_run(workflow["finetune_id"])
+    assert run.info.status == "FINISHED" and run.data.tags[TASK_TAG] == "finetune"
+    assert run.data.tags[INIT_MODEL_TAG] == f"models:/{MODEL}/{pretrained.version}"  # the alias, pinned
+    assert run.info.run_name == f"finetune-from-ml-v{pretrained.version}"
+    assert run.data.params["init_model"] == f"models:/{MODEL}@champion"
+    for key in ("loss", "learning_rate"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert sorted(steps) == list(range(2, 9, 2)), (key, steps)  # every logged step once
+    versions = sorted(client.search_model_versions(f"name = '{FINETUNED}'"), key=lambda v: int(v.version))
+    assert [v.version for v in versions] == ["1", "2"]  # the checkpoints of both epochs (steps 4 and 8)
+    for version in versions:
+        assert version.tags[RUN_ID_TAG] == run.info.run_id
+        assert version.tags[TRAINING_DATA_TAG] == f"from {MODEL} v{pretrained.version}"
+        assert version.tags[TASK_TAG] == "finetune" and "eval.top1_32" in version.tags
+        assert 0.0 <= float(version.tags["eval.top1_32"]) <= 1.0
+        checkpoint = client.get_logged_model(version.tags[CHECKPOINT_TAG])
+        assert checkpoint.source_run_id == run.info.run_id and int(checkpoint.tags[STEP_TAG]) in (4, 8)
+    champion = client.get_model_version_by_alias(FINETUNED, "champion")
+    assert champion.version in ("1", "2")
+    evaluation = json.loads((workflow["lab"] / "eval-finetune.json").read_text())
+    assert evaluation["model_uri"] == f"runs:/{run.info.run_id}" and len(evaluation["results"]) == 2
+    assert all("top1_32" in json.dumps(result) for result in evaluation["results"])
+
+
 def test_artifacts_went_through_the_server(team_server, workflow):
     assert not (workflow["lab"] / "mlruns").exists() and not (workflow["lab"] / "mlartifacts").exists()
     stored = list(team_server.artifacts.rglob("MLmodel"))
-    assert len(stored) >= 2  # the Keras checkpoint and its serving model
+    assert len(stored) >= 8  # two Keras checkpoints and their serving models, pretrained and finetuned
 
 
 def test_deployment_account_loads_the_champion_and_cannot_move_it(team_server, workflow, tmp_path):
