@@ -137,7 +137,8 @@ def child_records(args: argparse.Namespace, engines) -> dict:
     from mlimages.records.config import RecordsConfig
 
     out = Path(args.out) / "records"
-    config = dataclasses.replace(load_params("records", RecordsConfig, REPO / "params.yaml"), num_workers=2, min_shards=2)
+    params = load_params("records", RecordsConfig, REPO / "params.yaml")
+    config = dataclasses.replace(params, num_workers=2, min_shards=2)
     started = time.monotonic()
     report = build_ml_images(Path(args.images), Path(args.hierarchy), out, config, mapper=records_mapper(engines))
     return {"records_s": time.monotonic() - started, "records_written": report["written"],

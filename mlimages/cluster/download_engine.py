@@ -2,8 +2,8 @@
 
 `run_ray(tasks, progress, cluster)` is `engines.run_local`'s loop with another way to start a
 shard task: the driver keeps at most `tasks_in_flight` attempts submitted (by default one per CPU
-of the live nodes, followed as nodes come and go), holds nothing of the list but shard numbers and never more results than the tasks in
-flight, and commits each finished attempt itself (`attempts.commit`), so a lost attempt that still
+of the live nodes, followed as nodes come and go), holds nothing of the list but shard numbers and
+never more results than the tasks in flight, and commits each finished attempt itself (`attempts.commit`), so a lost attempt that still
 runs is fenced. An attempt lost with its node or worker is retried on another node, from what it
 stored, up to `shard_attempts` tries; its host slots are freed (`forget_owner`). A bad line or a
 stale shard stops the run as in the local engine: no shard after it is submitted, the others in

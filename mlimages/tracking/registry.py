@@ -157,7 +157,8 @@ def fetch_classes_file(run_id: str, artifact_path: str | None, folder: str, num_
     """The run's classes.tsv; without one, a file of index names (so serving still answers)."""
     if artifact_path:
         try:
-            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=folder))
+            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                            dst_path=folder))
         except (MlflowException, OSError) as error:
             _log.warning("classes file %s of run %s not found (%s)", artifact_path, run_id, error)
     _log.warning("run %s has no classes file: class names will be indices", run_id)

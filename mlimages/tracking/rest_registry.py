@@ -92,7 +92,7 @@ class Connection:
 
 
 def registry_uri(environ: Mapping[str, str] = os.environ) -> str:
-    """The registry MLflow would use from the environment: ``MLFLOW_REGISTRY_URI``, else the tracking URI ("" when unset)."""
+    """The registry MLflow would use: ``MLFLOW_REGISTRY_URI``, else the tracking URI ("" when unset)."""
     return (environ.get("MLFLOW_REGISTRY_URI") or environ.get("MLFLOW_TRACKING_URI") or "").strip()
 
 
@@ -186,8 +186,8 @@ class RestRegistry:
 
     def serving_model_tags(self) -> dict[str, dict[str, str]]:
         """The tags of every serving LoggedModel by model id (what `results_table.serving_model_tags` reads)."""
-        experiments = [e["experiment_id"] for e in
-                       self.pages("experiments/search", {"view_type": ALL_EXPERIMENTS, "max_results": 1000}, "experiments")]
+        query = {"view_type": ALL_EXPERIMENTS, "max_results": 1000}
+        experiments = [e["experiment_id"] for e in self.pages("experiments/search", query, "experiments")]
         if not experiments:
             return {}
         query = {"experiment_ids": experiments, "filter": f"tags.`{SERVING_TAG}` = 'true'", "max_results": 1000}
