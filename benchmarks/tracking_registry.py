@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 from benchmarks.report import markdown_table
+from mlimages.tracking.names import (DATA_VERSION_TAG, SERVING_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
+                                     serving_name)
 from tests.team.team_server import MODELS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +26,8 @@ MODEL = MODELS[1]  # a project model the researcher may register into, and a nam
 
 
 def fill_registry(count: int) -> None:
-    """`count` versions of MODEL with the tags an evaluated checkpoint carries, champion on one."""
+    """`count` versions of MODEL built as the registry builds them, champion on one: each from its own serving
+    LoggedModel (whose tags hold the step), with the tags an evaluation leaves on a version."""
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -32,12 +35,15 @@ def fill_registry(count: int) -> None:
         client.create_registered_model(MODEL)  # the team server has it from `mlimages team setup`
     mlflow.set_experiment("mlimages")
     with mlflow.start_run(run_name="bench-registry") as run:
-        mlflow.log_text("flavors: {}\n", "model/MLmodel")
-    tags = {"mlimages.task": "finetune", "mlimages.run_id": run.info.run_id, "mlimages.training_data": "ml/train@abc",
-            "eval.top1_56": "0.31", "eval.top5_56": "0.80", "eval.top1_64": "0.33", "eval.top5_64": "0.84"}
+        pass
+    tags = {"eval.top1_56": "0.31", "eval.top5_56": "0.80", "eval.top1_64": "0.33", "eval.top5_64": "0.84",
+            TRAINING_DATA_TAG: "from scratch", "git_commit": "0" * 40, DATA_VERSION_TAG: "0123456789ab"}
     for number in range(count):
-        client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run.info.run_id,
-                                    tags={**tags, "mlimages.step": str(number)})
+        serving = client.create_logged_model(run.info.experiment_id, name=serving_name(number),
+                                             source_run_id=run.info.run_id,
+                                             tags={SERVING_TAG: "true", STEP_TAG: str(number), TASK_TAG: "finetune"})
+        client.create_model_version(MODEL, f"models:/{serving.model_id}", run.info.run_id, tags=tags,
+                                    model_id=serving.model_id)
     client.set_registered_model_alias(MODEL, "champion", str(count // 2))
 
 
@@ -94,7 +100,7 @@ def format_listing(results: dict, args) -> str:
     server = results["team server"]
     return (
         f"`mlimages registry list` (names from params.yaml) over {args.versions:,} registered versions with the tags "
-        "an evaluation writes, as users run it: a fresh interpreter, imports included. Beside it, in the same run and "
+        "an evaluation writes, each built from its own serving LoggedModel, as users run it: a fresh interpreter, imports included. Beside it, in the same run and "
         "interleaved, the listing as the command did it before reading a server over REST (MLflow imported, MLflow's "
         "client, the same table code; both print the same table, checked each time), and both listings in-process. "
         f"Medians of {args.repeats_listing}. The server runs 2 workers on the same 2 cores, with PostgreSQL. "
