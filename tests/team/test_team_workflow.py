@@ -21,9 +21,8 @@ import yaml
 
 from tests.train.fakes import make_image, tiny_section, write_records
 
-from mlimages.tracking.names import (
-    CHECKPOINT_TAG, INIT_MODEL_TAG, RUN_ID_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG,
-)
+from mlimages.tracking.names import INIT_MODEL_TAG, STEP_TAG, TASK_TAG, TRAINING_DATA_TAG
+from mlimages.tracking.versions import read_version_source
 
 from .team_server import BIN, DEPLOYER, EXPERIMENT, RESEARCHER
 
@@ -123,11 +122,12 @@ def test_the_finetune_from_the_registered_champion_is_registered_with_its_lineag
     versions = sorted(client.search_model_versions(f"name = '{FINETUNED}'"), key=lambda v: int(v.version))
     assert [v.version for v in versions] == ["1", "2"]  # the checkpoints of both epochs (steps 4 and 8)
     for version in versions:
-        assert version.tags[RUN_ID_TAG] == run.info.run_id
+        source = read_version_source(client, version)
+        assert version.run_id == run.info.run_id
         assert version.tags[TRAINING_DATA_TAG] == f"from {MODEL} v{pretrained.version}"
-        assert version.tags[TASK_TAG] == "finetune" and "eval.top1_32" in version.tags
+        assert source.task == "finetune" and "eval.top1_32" in version.tags
         assert 0.0 <= float(version.tags["eval.top1_32"]) <= 1.0
-        checkpoint = client.get_logged_model(version.tags[CHECKPOINT_TAG])
+        checkpoint = client.get_logged_model(source.checkpoint)
         assert checkpoint.source_run_id == run.info.run_id and int(checkpoint.tags[STEP_TAG]) in (4, 8)
     champion = client.get_model_version_by_alias(FINETUNED, "champion")
     assert champion.version in ("1", "2")
