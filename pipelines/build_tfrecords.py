@@ -11,7 +11,7 @@ import argparse
 import logging
 
 from mlimages.cluster.config import ClusterConfig
-from mlimages.cluster.mappers import records_mapper
+from mlimages.cluster.mappers import ClusterLost, records_mapper
 from mlimages.config import load_params
 from mlimages.errors import exit_on_input_error
 from mlimages.files import write_report
@@ -34,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config = load_params("records", RecordsConfig, args.params)
     mapper = records_mapper(load_params("cluster", ClusterConfig, args.params))  # the `cluster:` params: threads here or Ray tasks
-    report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels,
-                             dedup=args.dedup, mapper=mapper)
+    try:
+        report = build_ml_images(args.images, args.hierarchy, args.out, config, dense_labels=args.legacy_dense_labels,
+                                 dedup=args.dedup, mapper=mapper)
+    except ClusterLost as error:
+        logging.error("records not built: %s", error)
+        return 1
     write_report(report, args.report)
     logging.info("%d records written, %d images skipped %s", report["written"], report["skipped"],
                  report["skipped_by_reason"] or "")

@@ -31,7 +31,7 @@ from mlimages.cluster.attempts import attempt_folder, attempt_token, commit, rem
 from mlimages.cluster.budget import start_budget
 from mlimages.cluster.config import ClusterConfig
 from mlimages.cluster.connect import connect, on_this_node
-from mlimages.cluster.node_watch import NodeWatch
+from mlimages.cluster.node_watch import NodeWatch, shard_ranges
 from mlimages.cluster.shard_task import Inbox, remote_attempt
 from mlimages.download.engines import WorkerDied
 from mlimages.download.summary import Tally
@@ -40,6 +40,15 @@ from mlimages.errors import InputError
 
 log = logging.getLogger(__name__)
 POLL_S = 0.2
+
+
+class NoNodes(WorkerDied):
+    """No live node could run a shard task for `node_wait_s` (`node_watch`)."""
+
+
+def no_nodes_error(watch: NodeWatch, shards: list[int]) -> NoNodes:
+    return NoNodes(f"{watch.describe()}: {len(shards)} shards not done ({shard_ranges(shards)}); the committed "
+                   "shards are kept; add a node and rerun the same command to resume per sample")
 
 
 class RayRun:
@@ -140,7 +149,7 @@ class RayRun:
         not_done += [task.shard_index for task in self.waiting if not self.stopped_before(task)]
         for ref in self.in_flight:
             ray.cancel(ref, force=True)
-        raise self.watch.error(not_done)
+        raise no_nodes_error(self.watch, not_done)
 
     def facts(self) -> dict:
         """What ran the shards, for the report's `run` block."""

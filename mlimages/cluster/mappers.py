@@ -11,6 +11,10 @@ from mlimages.cluster.config import ClusterConfig, require_ray
 from mlimages.records.ordered_map import map_ordered
 
 
+class ClusterLost(Exception):
+    """The Ray engine had no node to run the build's tasks for `cluster.node_wait_s`: the split is not written."""
+
+
 def records_mapper(cluster: ClusterConfig) -> Callable:
     """The map step of `records.build.write_split`."""
     if cluster.engine == "local":

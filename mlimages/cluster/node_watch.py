@@ -1,9 +1,10 @@
-"""How long the cluster has had no node that can run a shard task; the run stops after `node_wait_s`.
+"""How long the cluster has had no node that can run a task; a run stops after `node_wait_s`.
 
 Ray keeps a task that no live node can run waiting until such a node joins: with every worker
-node gone, the driver would wait for ever. A shard task takes one CPU, so the driver asks the
-cluster (`ray.nodes()`, once a second) for the CPUs of its live nodes; after `node_wait_s` in a row
-without one, `NoNodes` names the shards not done. A node joining in time resets the clock.
+node gone, a driver would wait for ever. Our tasks (a download shard, a chunk of transcoding) take
+one CPU, so a driver asks the cluster (`ray.nodes()`, once a second) for the CPUs of its live nodes;
+after `node_wait_s` in a row without one, it stops with `describe()` in its one line. A node
+joining in time resets the clock.
 Ray marks a lost node dead after its health checks fail (seconds to tens of seconds), so the run
 stops that long plus `node_wait_s` after the last node went.
 """
@@ -14,13 +15,7 @@ import time
 
 import ray
 
-from mlimages.download.engines import WorkerDied
-
 CHECK_EVERY_S = 1.0
-
-
-class NoNodes(WorkerDied):
-    """No live node could run a shard task for `node_wait_s`."""
 
 
 class NodeWatch:
@@ -50,11 +45,10 @@ class NodeWatch:
         elif self.without_since is None:
             self.without_since = now
 
-    def error(self, shards: list[int]) -> NoNodes:
-        return NoNodes(f"no Ray node could run a shard task for {self.wait_s:g} s (params.yaml: cluster.node_wait_s; "
-                       f"{self.alive} nodes alive, {self.cpus:g} CPUs): {len(shards)} shards not done "
-                       f"({shard_ranges(shards)}); the committed shards are kept; add a node and rerun the same "
-                       "command to resume per sample")
+    def describe(self) -> str:
+        """Why the run stops, for its one line."""
+        return (f"no Ray node could run a task for {self.wait_s:g} s (params.yaml: cluster.node_wait_s; "
+                f"{self.alive} nodes alive, {self.cpus:g} CPUs)")
 
 
 def shard_ranges(shards: list[int], most: int = 8) -> str:

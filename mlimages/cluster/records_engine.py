@@ -13,7 +13,8 @@ and appends records, which is I/O.
 At most `tasks_in_flight` chunks are out at once (one per cluster CPU by default), so the driver
 holds that many chunks of images and results, whatever the split's size. A chunk whose worker or
 node is lost is rerun by Ray (`max_retries`): transcoding is a pure function, so a rerun returns
-the same bytes.
+the same bytes. With no live node that can run a chunk for `node_wait_s` (`node_watch`), the build
+stops with `ClusterLost` instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ import ray
 
 from mlimages.cluster.config import ClusterConfig
 from mlimages.cluster.connect import WORKER_ENV, connect
+from mlimages.cluster.mappers import ClusterLost
+from mlimages.cluster.node_watch import NodeWatch
+
+POLL_S = 0.5
 
 
 def transcode_chunk(function: Callable, items: list) -> list:
@@ -40,18 +45,26 @@ def ray_map_ordered(function: Callable, items: Iterable, num_workers: int, clust
     local engine's thread count: unused here, where each task takes one CPU of the cluster)."""
     connect(cluster.address)
     limit = cluster.tasks_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    shipped = ray.put(function)
+    shipped, watch = ray.put(function), NodeWatch(cluster.node_wait_s)
     pending: collections.deque = collections.deque()
     for chunk in chunks(items, cluster.records_chunk):
         pending.append((chunk, remote_chunk.remote(shipped, chunk)))
         if len(pending) > limit:
-            yield from _take(pending)
+            yield from _take(pending, watch)
     while pending:
-        yield from _take(pending)
+        yield from _take(pending, watch)
 
 
-def _take(pending: collections.deque) -> Iterator[tuple]:
-    chunk, ref = pending.popleft()
+def _take(pending: collections.deque, watch: NodeWatch) -> Iterator[tuple]:
+    """The oldest chunk's results, once its task is done; `ClusterLost` when no node could run it for too long."""
+    chunk, ref = pending[0]
+    while not ray.wait([ref], timeout=POLL_S)[0]:
+        if watch.check():
+            for _, waiting in pending:
+                ray.cancel(waiting, force=True)
+            raise ClusterLost(f"{watch.describe()}: the split was not written; rerun the same command once a "
+                              "node is back")
+    pending.popleft()
     yield from zip(chunk, ray.get(ref))
 
 

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
 from mlimages.cluster.attempt_progress import AttemptProgress  # noqa: E402
-from mlimages.cluster.node_watch import NodeWatch, NoNodes, shard_ranges  # noqa: E402
+from mlimages.cluster.download_engine import NoNodes, no_nodes_error  # noqa: E402
+from mlimages.cluster.node_watch import NodeWatch, shard_ranges  # noqa: E402
 from mlimages.download.engines import WorkerDied  # noqa: E402
 from mlimages.download.outcome import FAILED, SKIPPED, STORED  # noqa: E402
 from mlimages.download.progress import Progress  # noqa: E402
@@ -80,7 +81,7 @@ def test_the_no_node_clock_starts_without_a_cpu_and_resets_when_one_joins():
 
 def test_the_no_node_error_is_one_line_naming_the_shards():
     watch = NodeWatch(wait_s=45)
-    error = watch.error([9, 3, 4, 5, 12])
+    error = no_nodes_error(watch, [9, 3, 4, 5, 12])
     assert isinstance(error, NoNodes) and isinstance(error, WorkerDied)
     text = str(error)
     assert "\n" not in text

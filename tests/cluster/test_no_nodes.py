@@ -65,7 +65,7 @@ def test_the_run_stops_when_every_worker_node_is_gone_and_a_rerun_resumes(ray_cl
         ray_cluster.wait_for_nodes()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "\n" not in errors[0], errors
-    assert "no Ray node could run a shard task for 5 s" in errors[0] and "shards not done (shards " in errors[0]
+    assert "no Ray node could run a task for 5 s" in errors[0] and "shards not done (shards " in errors[0]
     assert NODE_WAIT_S <= stopped_at - killed["at"] <= NODE_WAIT_S + RAY_NOTICES_S
     assert set(killed["committed"]) <= {p.name for p in out.glob("*.tar")}  # nothing committed is lost
     stored_before = count_samples(out)
@@ -114,3 +114,33 @@ def test_a_node_that_joins_within_the_wait_runs_the_shards(ray_cluster, image_se
     report = reports[0]
     assert report["stored"] == 60 and report["shards"] == 6
     assert (report["run"]["nodes"], report["run"]["attempts"], report["run"]["retries"]) == (1, 6, 0)
+
+
+def test_the_records_build_stops_when_no_node_can_transcode(ray_cluster, tmp_path):
+    """With every worker node gone, the records build's map step stops after `node_wait_s` with one line."""
+    import ray
+
+    from mlimages.cluster.config import ClusterConfig
+    from mlimages.cluster.mappers import ClusterLost
+    from mlimages.cluster.records_engine import ray_map_ordered
+    from tests.factories import params_config
+
+    for node in ray_cluster.worker_nodes.copy():
+        ray_cluster.remove_node(node, allow_graceful=True)
+    deadline = time.monotonic() + RAY_NOTICES_S
+    while ray.cluster_resources().get("CPU", 0) >= 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    cluster = params_config("cluster", ClusterConfig, engine="ray", address="", node_wait_s=NODE_WAIT_S,
+                            records_chunk=4)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ClusterLost) as lost:
+            list(ray_map_ordered(str.upper, [f"image-{i}" for i in range(20)], 1, cluster))
+        waited = time.monotonic() - started
+    finally:
+        for _ in range(2):  # the next tests find two workers again
+            ray_cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)
+        ray_cluster.wait_for_nodes()
+    assert NODE_WAIT_S <= waited <= NODE_WAIT_S + RAY_NOTICES_S
+    assert "\n" not in str(lost.value) and "no Ray node could run a task for 5 s" in str(lost.value)
+    assert "the split was not written" in str(lost.value)
