@@ -31,7 +31,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.cluster_memory import layer_rows, local_worker_layer, ray_node_peak_mb, ray_worker_layers  # noqa: E402
+from benchmarks.cluster_memory import (  # noqa: E402
+    children_of, layer_rows, local_worker_layer, ray_node_peak_mb, ray_worker_layers,
+)
 from benchmarks.download_mixes import latency_bound_s, make_mix, make_photos, repo_download_config  # noqa: E402
 from benchmarks.download_scale import (  # noqa: E402
     BENCH_ATTEMPTS, BENCH_BACKOFF_S, BENCH_DEADLINE_S, peak_rss_mb, spread_list, tls_env,
@@ -64,16 +66,7 @@ def vm_hwm_mb(pid: int) -> float:
 def ray_worker_peak_mb(cluster) -> float:
     """The largest VmHWM among the worker processes of this cluster's worker nodes (children of their raylets)."""
     raylets = {node.all_processes["raylet"][0].process.pid for node in cluster.worker_nodes}
-    peaks = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if parent in raylets:
-                peaks.append(vm_hwm_mb(int(entry.name)))
-    return max(peaks, default=0.0)
+    return max((vm_hwm_mb(pid) for pid in children_of(raylets)), default=0.0)
 
 
 def start_cluster():

@@ -84,16 +84,22 @@ def ray_node_peak_mb(node) -> float:
     """Peak memory of one Ray worker node: the VmHWM of its raylet, the raylet's children (workers,
     agents) and the node's other processes, added up (shared pages counted in each process)."""
     pids = {info.process.pid for infos in node.all_processes.values() for info in infos}
-    raylets = {info.process.pid for info in node.all_processes.get("raylet", [])}
+    pids |= children_of({info.process.pid for info in node.all_processes.get("raylet", [])})
+    return sum(status_mb(pid).get("VmHWM", 0.0) for pid in pids)
+
+
+def children_of(parents: set[int]) -> set[int]:
+    """The processes whose parent is one of `parents` (from /proc: Ray's workers are its raylets' children)."""
+    children = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
-            if parent in raylets:
-                pids.add(int(entry.name))
-    return sum(status_mb(pid).get("VmHWM", 0.0) for pid in pids)
+            if parent in parents:
+                children.add(int(entry.name))
+    return children
 
 
 def layer_rows(local: dict, ray: dict) -> list[list[str]]:

@@ -137,6 +137,13 @@ def resume_finishes(hosts, records: dict, tmp_path: Path) -> list[str]:
     return re.findall(r"resumed from step (\d+)", (tmp_path / "w0.log").read_text())
 
 
+def lose_worker_1(two_hosts, workers) -> tuple[int, float]:
+    """Take worker 1's host off the network and kill it: the chief's exit status, and seconds until it exited."""
+    lost_at = lose_host(two_hosts, workers[1])
+    status = workers[0].wait(timeout=BOUND_S + SLACK_S)
+    return status, time.monotonic() - lost_at
+
+
 def test_lost_host_stops_the_chief_in_bound_and_the_same_commands_resume(two_hosts, tiny_records, tracking_uri,
                                                                            tmp_path):
     total = 40
@@ -145,9 +152,7 @@ def test_lost_host_stops_the_chief_in_bound_and_the_same_commands_resume(two_hos
     workers = [start(two_hosts, i, pretrain(tiny_records), tmp_path, f"w{i}.log") for i in range(2)]
     try:
         wait_for_checkpoint(tmp_path / "out" / "checkpoints", workers, min_step=10)
-        lost_at = lose_host(two_hosts, workers[1])
-        status = workers[0].wait(timeout=BOUND_S + SLACK_S)
-        elapsed = time.monotonic() - lost_at
+        status, elapsed = lose_worker_1(two_hosts, workers)
     finally:
         wait_all(workers, 0.1)
     line = lost_line(tmp_path / "w0.log")
@@ -175,9 +180,7 @@ def test_lost_host_stops_the_chief_held_in_a_phase(two_hosts, tiny_records, trac
         while not marker.exists() and time.monotonic() < deadline and all(w.poll() is None for w in workers):
             time.sleep(0.05)
         assert marker.exists(), f"the chief never reached its held {phase}: {[w.poll() for w in workers]}"
-        lost_at = lose_host(two_hosts, workers[1])
-        status = workers[0].wait(timeout=BOUND_S + SLACK_S)
-        elapsed = time.monotonic() - lost_at
+        status, elapsed = lose_worker_1(two_hosts, workers)
     finally:
         wait_all(workers, 0.1)
     line = lost_line(tmp_path / "w0.log")
