@@ -75,12 +75,14 @@ def format_auth_ini(config: ServerConfig) -> str:
     ])
 
 
-def serve(config: ServerConfig, environ: dict[str, str] | None = None) -> int:
+def serve(config: ServerConfig, environ: dict[str, str] | None = None, grace_s: float = 10.0) -> int:
     """Run the server until it exits or this process gets SIGTERM/SIGINT; returns its exit status.
 
     The server runs in a process group of its own, and a signal goes to the whole group: `mlflow
     server` spawns workers and job runners that a signal to it alone would leave running (holding
-    the port and the database). Whatever of the group outlives the server is stopped afterwards.
+    the port and the database). A signalled server gets `grace_s` to finish the requests in flight
+    (uvicorn waits for them without a bound); then the group is killed. This returns only once no
+    process of the group is left, so a server started next on the same port finds it free.
     """
     environ = dict(os.environ if environ is None else environ)
     check_secrets(environ)
@@ -91,31 +93,52 @@ def serve(config: ServerConfig, environ: dict[str, str] | None = None) -> int:
         environ["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
         _log.info("starting: %s", " ".join(command))
         child = subprocess.Popen(command, env=environ, start_new_session=True)
+        signalled = []
 
         def forward(signum, frame):  # the server stops its workers and exits; the temp folder goes with us
+            signalled.append(signum)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signum)
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, forward)
         try:
-            return child.wait()
+            while not signalled:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return child.wait(timeout=0.5)
+            return child.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            _log.warning("the server did not stop within %.0f s of the signal; killing it", grace_s)
+            return -signal.SIGKILL
         finally:
-            stop_group(child.pid)
+            stop_group(child, grace_s)
 
 
-def stop_group(group: int, grace_s: float = 10.0) -> None:
-    """SIGTERM to what is left of process group `group`, then SIGKILL after `grace_s`."""
+def stop_group(leader: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM to what is left of the process group `leader` leads, SIGKILL after `grace_s`, then wait
+    (at most `grace_s` more) until the group is gone: a killed process holds its sockets until it exits."""
     try:
-        os.killpg(group, signal.SIGTERM)
+        os.killpg(leader.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
+    if _group_gone(leader, grace_s):
+        return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
+        os.killpg(leader.pid, signal.SIGKILL)
+    if not _group_gone(leader, grace_s):
+        _log.warning("processes of group %d are still there after SIGKILL", leader.pid)
+
+
+def _group_gone(leader: subprocess.Popen, wait_s: float) -> bool:
+    """Whether the group `leader` leads has no process left within `wait_s` seconds (the leader is
+    reaped on the way: unreaped, it would stay in the group as a zombie)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        leader.poll()
+        try:
+            os.killpg(leader.pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)

@@ -22,7 +22,7 @@ LEFT_OUT = "leaked_left_out"  # images the clean score left out (mlimages.evalua
 
 def render_versions(client, names: list[str]) -> str:
     """The table of every version of the registered models `names` ("" when there is none)."""
-    versions = [v for name in names for v in client.search_model_versions(f"name = '{name}'")]
+    versions = [v for name in names for v in search_all(client, "search_model_versions", f"name = '{name}'")]
     versions.sort(key=lambda v: (v.name, int(v.version)))
     aliases: dict[tuple[str, str], list[str]] = {}
     for name in names:
@@ -50,6 +50,15 @@ def serving_model_tags(client) -> dict[str, dict[str, str]]:
     return {m.model_id: m.tags for m in models}
 
 
+def search_all(client, method: str, filter_string: str | None = None) -> list:
+    """Every result of a registry search: `RestRegistry` follows the pages itself, MLflow's client returns
+    one page (100 registered models, 10,000 versions) and its next-page token."""
+    search = getattr(client, method)
+    if isinstance(client, RestRegistry):
+        return search(filter_string)
+    return read_pages(search, filter_string=filter_string)
+
+
 def read_pages(search, **kwargs) -> list:
     """Every page of an MLflow search (`search` returns a PagedList with a next-page token)."""
     items, token = [], None
@@ -65,7 +74,7 @@ def matching_names(client, config: RegistryConfig) -> list[str]:
     """Registered models whose names fit the params templates (any depth)."""
     patterns = [re.compile(re.escape(t).replace(re.escape("{depth}"), r"\d+") + "$")
                 for t in (config.pretrained_name, config.finetuned_name)]
-    names = [m.name for m in client.search_registered_models()]
+    names = [m.name for m in search_all(client, "search_registered_models")]
     return sorted(n for n in names if any(p.match(n) for p in patterns))
 
 

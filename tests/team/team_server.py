@@ -9,6 +9,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -97,19 +98,29 @@ class TeamServer:
         raise RuntimeError(f"server did not answer in 180 s:\n{self.log.read_text()[-4000:]}")
 
     def stop(self) -> None:
-        """SIGTERM to the whole process group, then SIGKILL to whatever is left of it: the server's own
-        children (uvicorn workers, job runners) must not outlive the test even when the launcher exits first."""
+        """SIGTERM to the launcher, which stops the server's whole group (workers, job runners) within
+        its own bounds; SIGKILL to the launcher only if it overruns them. Returns once the port is free."""
         if self.process is None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        port = int(self.url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while port_in_use(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port {port} still taken 30 s after the server stopped")
+            time.sleep(0.2)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start_team_server(pg: PostgresCluster, root: Path) -> TeamServer:
