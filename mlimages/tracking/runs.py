@@ -121,6 +121,11 @@ def resolve_continued_run(run_id: str) -> str:
     return mlflow.MlflowClient().get_run(run_id).data.tags.get(CONTINUED_IN_TAG) or run_id
 
 
+def mark_failed(run_id: str) -> None:
+    """End `run_id` as FAILED from outside its `with` block (a process about to end without unwinding)."""
+    mlflow.MlflowClient().set_terminated(run_id, status="FAILED")
+
+
 def log_flat_params(params: Mapping[str, Any], prefix: str = "") -> None:
     """Log nested params as flat ``section.key`` params (lists as JSON)."""
     flat = {}

@@ -36,7 +36,8 @@ from mlimages.tracking.names import (
 from mlimages.tracking.outbox import TrackingOutbox, open_outbox
 from mlimages.tracking.pretrained import pin_source
 from mlimages.tracking.runs import (
-    last_logged_step, log_classes_file, log_dataset_input, log_flat_params, make_run_key, start_or_resume_run,
+    last_logged_step, log_classes_file, log_dataset_input, log_flat_params, make_run_key, mark_failed,
+    start_or_resume_run,
 )
 from mlimages.train.config import TrainConfig, count_total_steps, find_size_switch_step, run_defining_params
 from mlimages.train.distribute import is_chief, worker_id
@@ -174,6 +175,7 @@ def _tracked_run(plan: Plan, params: dict, run_key: str, train_dir, val_dir, out
             else finetune_run_name(source))
     with start_or_resume_run(config.experiment, run_key, name, tags) as active:
         tracking = _start_logging(plan, params, train_dir, val_dir, active.info.run_id, out_dir)
+        plan.peers.before_hard_stop(lambda: mark_failed(tracking.run_id))  # a lost worker's hard stop
         with tracking.outbox:  # its sender thread stops here, however the run ended
             yield tracking
 

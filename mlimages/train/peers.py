@@ -12,8 +12,9 @@ MultiWorkerMirroredStrategy itself uses when the coordination service is off). A
 answered for `timeout_s` is lost: the watchdog aborts the collectives (a main thread waiting in one
 stops at once with `WorkerLost`, and the run ends as usual: MLflow run marked failed, checkpoints
 kept) and, should the main thread still be busy `2 * timeout_s` after the peer's last answer, prints
-the one line itself and ends the process with `EXIT_WORKER_LOST`. A checkpoint being written then is
-not recorded as the latest, so the last complete one is what the same command resumes from.
+the one line itself, runs what was registered with `before_hard_stop` (the chief marks its MLflow run
+failed, as the usual way out does) and ends the process with `EXIT_WORKER_LOST`. A checkpoint being
+written then is not recorded as the latest, so the last complete one is what the same command resumes from.
 
 A collective timeout (``CommunicationOptions(timeout_seconds=...)``) is not used: it would bound the
 length of a validation or a checkpoint save as well, not only a peer's silence.
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import tensorflow as tf
 
@@ -36,6 +37,7 @@ from mlimages.train.distribute import describe_lost_worker, format_lost_line, is
 
 EXIT_WORKER_LOST = 4  # the same command resumes on every host
 PROBES_PER_TIMEOUT = 5  # a probe's own timeout and the pause between rounds are timeout_s / this
+HARD_STOP_ACTION_S = 5.0  # the most each `before_hard_stop` action may delay the hard stop (a server may be away)
 # what a collective raises when a peer is gone, or when this watchdog or the coordination service aborted it
 LOST_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
                tf.errors.CancelledError)
@@ -70,6 +72,7 @@ class PeerWatch:
         self.peers: list[str] = []
         self.checkpoints: Path | None = None
         self.lost_line: str | None = None  # set once the watchdog has declared a peer lost
+        self._before_exit: list[Callable[[], object]] = []
         self._up, self._disarmed = threading.Event(), threading.Event()
 
     def arm(self) -> None:
@@ -90,6 +93,10 @@ class PeerWatch:
         """Stop watching (a peer declared lost before still gets its hard stop)."""
         self._disarmed.set()
         self._up.set()  # a thread still waiting for the start-up ends too
+
+    def before_hard_stop(self, action: Callable[[], object]) -> None:
+        """Run `action` before the watchdog ends the process (each waited for `HARD_STOP_ACTION_S` at most)."""
+        self._before_exit.append(action)
 
     def latest_checkpoint(self) -> str | None:
         return tf.train.latest_checkpoint(str(self.checkpoints)) if self.checkpoints else None
@@ -132,10 +139,14 @@ class PeerWatch:
         time.sleep(max(0.0, last_answer + 2 * self.timeout_s - time.monotonic()))
         self._end(self.lost_line)
 
-    @staticmethod
-    def _end(line: str) -> None:
-        """Say `line` (unless the main thread said its own) and end the process, whatever it is doing."""
+    def _end(self, line: str) -> None:
+        """Say `line` (unless the main thread said its own), run the registered actions and end the process,
+        whatever it is doing."""
         say_once(line)
+        for action in self._before_exit:
+            acting = threading.Thread(target=action, name="before-hard-stop", daemon=True)
+            acting.start()
+            acting.join(HARD_STOP_ACTION_S)
         logging.shutdown()
         os._exit(EXIT_WORKER_LOST)
 

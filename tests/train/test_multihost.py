@@ -128,12 +128,20 @@ def lost_line(log: Path) -> str:
     return lines[0]
 
 
+def run_statuses() -> list[str]:
+    """The status of every MLflow run in the test's store (the chief's run)."""
+    import mlflow
+
+    return [run.info.status for run in mlflow.search_runs(search_all_experiments=True, output_format="list")]
+
+
 def resume_finishes(hosts, records: dict, tmp_path: Path) -> list[str]:
     """Bring the host back, run the same commands again; the steps the chief resumed from."""
     ip("-n", hosts[1][0], "link", "set", hosts[1][2], "up")
     workers = [start(hosts, i, pretrain(records), tmp_path, f"w{i}.log") for i in range(2)]
     assert wait_all(workers, 300) == [0, 0], (tmp_path / "w0.log").read_text()[-3000:]
     assert (tmp_path / "out" / "model.keras").is_file()
+    assert run_statuses() == ["FINISHED"]  # the same run, resumed
     return re.findall(r"resumed from step (\d+)", (tmp_path / "w0.log").read_text())
 
 
@@ -161,6 +169,7 @@ def test_lost_host_stops_the_chief_in_bound_and_the_same_commands_resume(two_hos
     assert re.match(r"error: lost worker 1 during .*step \d+ .*last checkpoint out/checkpoints/ckpt-\d+", line)
     kept = max(int(p.name[5:-6]) for p in (tmp_path / "out" / "checkpoints").glob("ckpt-*.index"))
     assert 10 <= kept < total and f"ckpt-{kept}" in line
+    assert run_statuses() == ["FAILED"]
     print(f"chief stopped {elapsed:.1f} s after losing worker 1 (worker_timeout_s {TIMEOUT_S}), kept step {kept}")
     assert resume_finishes(two_hosts, tiny_records, tmp_path) == [str(kept)]
 
@@ -188,4 +197,5 @@ def test_lost_host_stops_the_chief_held_in_a_phase(two_hosts, tiny_records, trac
     assert status == 4, line
     assert re.match(rf"error: lost worker 1 during {shown} at step 10 \(.*\); last checkpoint "
                     r"out/checkpoints/ckpt-5; run the same command on every host to resume$", line)
+    assert run_statuses() == ["FAILED"]  # also when the watchdog ends the process itself
     assert resume_finishes(two_hosts, tiny_records, tmp_path) == ["5"]
