@@ -120,16 +120,16 @@ class TrackingOutbox:
 
     def log_checkpoint(self, model, step: int, task: str, spec: ModelSpec, metrics: Mapping[str, float],
                        classes_file: str | None, tags: Mapping[str, str]) -> None:
-        """Queue `metrics` at `step`, then `model` as the checkpoint LoggedModel of `step` (which links every
-        metric of the step): the live model trains on, so this step's weights go to a snapshot first."""
-        if metrics:
-            self.log_metrics(metrics, step)
+        """Queue `model` as the checkpoint LoggedModel of `step`, with `metrics` logged at `step` just before it
+        (a LoggedModel links every metric of its step). One journal item: a kill never keeps one without the
+        other. The live model trains on, so this step's weights go to a snapshot first."""
         self._raise_if_failed()
         self.folder.mkdir(parents=True, exist_ok=True)
         snapshot = self.folder / f"checkpoint-{step}.keras"
         model.save(snapshot)
         self._put({"kind": "checkpoint", "step": step, "task": task, "spec": dataclasses.asdict(spec),
-                   "classes_file": classes_file, "tags": dict(tags), "file": str(snapshot)})
+                   "classes_file": classes_file, "tags": dict(tags), "file": str(snapshot),
+                   "timestamp": int(time.time() * 1000), "values": {k: float(v) for k, v in metrics.items()}})
 
     def flush(self) -> None:
         """Wait until everything is delivered, through an outage up to the limit.
@@ -216,12 +216,15 @@ class TrackingOutbox:
         return True
 
     def _send(self, item: dict[str, Any]) -> None:
-        if item["kind"] == "metrics":
+        """Deliver `item`; sending one again is harmless (the server keeps one copy of an identical metric)."""
+        if item["kind"] == "checkpoint" and any(int(m.tags[STEP_TAG]) == item["step"]
+                                                for m in find_checkpoints(self.run_id)):
+            return  # sent before the connection broke (or the process died): the server has it
+        if item.get("values"):
             metrics = [Metric(key, value, item["timestamp"], item["step"]) for key, value in item["values"].items()]
             mlflow.MlflowClient().log_batch(self.run_id, metrics=metrics)
+        if item["kind"] == "metrics":
             return
-        if any(int(m.tags[STEP_TAG]) == item["step"] for m in find_checkpoints(self.run_id)):
-            return  # sent before the connection broke (or the process died): the server has it
         import keras
 
         model = keras.saving.load_model(item["file"], compile=False)

@@ -265,12 +265,13 @@ def _validate_and_save(plan: Plan, tracking: Tracking, state, manager, step: int
         validation = validate(state.model, plan.val_files, plan.config, plan.num_classes, size)
         _log.info("step %d validation %s", step, {k: round(v, 4) for k, v in validation.items()})
         metrics.update(validation)
+    # Queued before the save: a kill between the two leaves the LoggedModel and its validation in the journal
+    # (delivered when the same command resumes, from the checkpoint before), never a saved checkpoint without them.
+    if plan.chief and step not in tracking.logged_steps:
+        tracking.outbox.log_checkpoint(state.model, step, plan.config.task, tracking.spec, validation,
+                                       tracking.classes_file, {EPOCH_TAG: f"{step / plan.steps_per_epoch:.2f}"})
     plan.peers.phase = f"checkpoint save at step {step}"
     manager.save(checkpoint_number=step)
-    if plan.chief and step not in tracking.logged_steps:  # the checkpoint links every metric of the step
-        linked = validation if step > tracking.log_floor else {}  # the loss of the step is logged already
-        tracking.outbox.log_checkpoint(state.model, step, plan.config.task, tracking.spec, linked,
-                                       tracking.classes_file, {EPOCH_TAG: f"{step / plan.steps_per_epoch:.2f}"})
     return metrics
 
 
