@@ -44,7 +44,7 @@ VERSIONS_PAGE = 10_000  # MlflowClient's page of versions (the server allows 200
 DEFAULT_TIMEOUT_S = 120  # MLflow's MLFLOW_HTTP_REQUEST_TIMEOUT default
 # A busy or restarting server's answers are retried, as MLflow does (fewer times: a listing is
 # rerun by hand); a refused connection is not, so an absent server is one line at once.
-RETRY = Retry(total=3, connect=0, read=0, status=3, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
+RETRY = Retry(total=3, connect=0, read=0, other=0, status=3, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
               allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False)  # every call here only reads
 
 
@@ -166,7 +166,6 @@ class RestRegistry:
         self.session = requests.Session()
         self.session.auth = connection.basic_auth
         self.session.headers.update(connection.headers())
-        self.session.verify, self.session.cert = connection.verify, connection.client_cert
         self.session.mount("http://", HTTPAdapter(max_retries=RETRY))
         self.session.mount("https://", HTTPAdapter(max_retries=RETRY))
 
@@ -220,7 +219,9 @@ class RestRegistry:
         where = public_url(self.connection.url)
         url, sent = f"{self.connection.url}{API}/{endpoint}", {"json": query} if post else {"params": query}
         try:
-            response = self.session.request("POST" if post else "GET", url, timeout=self.connection.timeout_s, **sent)
+            # TLS settings per request: requests lets REQUESTS_CA_BUNDLE override a session's own `verify`
+            response = self.session.request("POST" if post else "GET", url, timeout=self.connection.timeout_s,
+                                            verify=self.connection.verify, cert=self.connection.client_cert, **sent)
         except requests.RequestException as error:
             raise InputError(f"cannot reach the tracking server ({describe_failure(error)})", where) from None
         if response.status_code != 200:
@@ -266,8 +267,13 @@ def describe_failure(error: requests.RequestException) -> str:
     """The reason of a failed request without the URL (which may carry credentials)."""
     if isinstance(error, requests.Timeout):
         return "no answer in time; MLFLOW_HTTP_REQUEST_TIMEOUT sets the limit"
-    if isinstance(error, requests.exceptions.SSLError):
-        return "TLS verification failed; see MLFLOW_TRACKING_SERVER_CERT_PATH"
+    if isinstance(error, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return "TLS verification failed: the server's certificate is not trusted; see MLFLOW_TRACKING_SERVER_CERT_PATH"
+    over_tls = error.request is not None and str(error.request.url).startswith("https:")
+    if isinstance(error, requests.exceptions.SSLError) or (over_tls and "Remote end closed connection" in str(error)):
+        # TLS 1.3: a server that requires a client certificate refuses it after the client's side of the handshake
+        return ("the server ended the TLS handshake; if it requires a client certificate, see "
+                "MLFLOW_TRACKING_CLIENT_CERT_PATH")
     found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))  # "Connection refused", "Name or service not known"
     return found[1].strip() if found else type(error).__name__
 

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlimages.errors import InputError
-from mlimages.tracking.rest_registry import (
-    RestRegistry, public_url, read_connection, registry_uri, serves_rest,
-)
+from mlimages.tracking.rest_registry import public_url, read_connection, registry_uri, serves_rest
 
 URL = "http://127.0.0.1:5000"
 REPO = Path(__file__).resolve().parents[2]
@@ -44,12 +42,13 @@ def test_a_token_is_sent_as_bearer_only_without_a_user_and_password(tmp_path):
     assert read_connection(URL, {"MLFLOW_WORKSPACE": "vision"}, tmp_path).headers() == {"X-MLFLOW-WORKSPACE": "vision"}
 
 
-def test_tls_settings_reach_the_session(tmp_path):
-    assert RestRegistry(read_connection(URL, {}, tmp_path)).session.verify is True
-    assert RestRegistry(read_connection(URL, {"MLFLOW_TRACKING_INSECURE_TLS": "TRUE"}, tmp_path)).session.verify is False
-    custom = RestRegistry(read_connection(URL, {"MLFLOW_TRACKING_SERVER_CERT_PATH": "/ca.pem",
-                                                "MLFLOW_TRACKING_CLIENT_CERT_PATH": "/me.pem"}, tmp_path))
-    assert (custom.session.verify, custom.session.cert) == ("/ca.pem", "/me.pem")
+def test_tls_settings_are_read_as_mlflow_reads_them(tmp_path):
+    """What they do against a real HTTPS server: tests/tracking/test_registry_tls.py."""
+    assert read_connection(URL, {}, tmp_path).verify is True
+    assert read_connection(URL, {"MLFLOW_TRACKING_INSECURE_TLS": "TRUE"}, tmp_path).verify is False
+    custom = read_connection(URL, {"MLFLOW_TRACKING_SERVER_CERT_PATH": "/ca.pem",
+                                   "MLFLOW_TRACKING_CLIENT_CERT_PATH": "/me.pem"}, tmp_path)
+    assert (custom.verify, custom.client_cert) == ("/ca.pem", "/me.pem")
 
 
 @pytest.mark.parametrize("environ, where", [
