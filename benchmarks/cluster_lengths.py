@@ -145,9 +145,10 @@ def length_rows(rows: list[dict]) -> list[list[str]]:
             run = find(rows, contender, length, 1)
             worker = "- (in the driver)" if contender == "local" else (
                 f"{run['worker_hwm_mb']:.0f} (reached {run['hwm_at_s']:.0f} s into {run['run_s']:.0f} s)")
-            anon = run["end_anon_mb"].get("driver" if contender == "local" else "worker", 0.0)
+            ran = "driver" if contender == "local" else "worker"
+            anon, threads = run["end_anon_mb"].get(ran, 0.0), run["end_threads"].get(ran, 0)
             table.append([contender, f"{length:,}", f"{run['stored']:,}", f"{run['driver_mb']:.0f}", worker,
-                          f"{run['node_pss_mb']:.0f}", f"{run['driver_end_anon_mb']:.0f}", f"{anon:.0f}"])
+                          f"{run['node_pss_mb']:.0f}", f"{run['driver_end_anon_mb']:.0f}", f"{anon:.0f} / {threads:.0f}"])
     return table
 
 
@@ -221,7 +222,7 @@ the node's processes: shared pages counted once. Load average (1, 5, 15 min) {lo
 Against list length (1 process x {CONCURRENCY} per node; MB; driver and worker = VmHWM):
 
 {markdown_table(["engine", "lines", "stored", "driver", "largest worker", "node (Pss)", "driver RssAnon at the end",
-                 "RssAnon at the end in the process that ran the shards"], length_rows(rows))}
+                 "RssAnon / threads at the end in the process that ran the shards"], length_rows(rows))}
 
 Per node, counted once, at equal work ({short:,} lines; MB). Ray's fixed daemons on the worker node are
 raylet + dashboard agent + runtime-env agent (each its own peak Pss; the raylet's includes the object store

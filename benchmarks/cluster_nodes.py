@@ -8,8 +8,8 @@ processes that map it: the Pss of all processes of a machine adds up to what the
 raylet, agents), and keeps the peak of the sum, the peak of each role's sum, and the largest
 VmHWM of a worker process (its own peak, read while it still runs) and when in the run it was
 last raised. The anonymous memory (RssAnon)
-of the driver and the workers at the last sample shows what stays behind after the run: what
-grew with the number of lines or shards would be there.
+and the threads of the driver and the workers at the last sample show what stays behind after the
+run: what grew with the number of lines or shards would be there.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class NodeSampler:
     def __init__(self, pids, driver: int | None = None, every_s: float = 0.25):
         self.pids, self.driver, self.every_s = pids, driver, every_s
         self.peak_total, self.peak_by_role = 0.0, collections.Counter()
-        self.worker_hwm, self.samples, self.last_anon = 0.0, 0, {}
+        self.worker_hwm, self.samples, self.last_anon, self.last_threads = 0.0, 0, {}, {}
         self.started, self.hwm_at_s = time.monotonic(), 0.0
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True)
@@ -88,16 +88,17 @@ class NodeSampler:
             self.sample()
 
     def sample(self) -> None:
-        by_role, anon = collections.Counter(), collections.Counter()
+        by_role, anon, threads = collections.Counter(), collections.Counter(), collections.Counter()
         for pid in self.pids():
             role = role_of(pid, self.driver)
             by_role[role] += pss_mb(pid)
             if role in ("worker", "driver"):
                 status = status_mb(pid)
                 anon[role] += status.get("RssAnon", 0.0)
+                threads[role] += status.get("Threads", 0)
                 if role == "worker" and status.get("VmHWM", 0.0) > self.worker_hwm:
                     self.worker_hwm, self.hwm_at_s = status["VmHWM"], time.monotonic() - self.started
-        self.last_anon = dict(anon)
+        self.last_anon, self.last_threads = dict(anon), dict(threads)
         by_role.pop("gone", None)
         self.samples += 1
         self.peak_total = max(self.peak_total, sum(by_role.values()))
@@ -110,4 +111,5 @@ class NodeSampler:
         self.sample()
         return {"node_pss_mb": self.peak_total, "roles_pss_mb": dict(self.peak_by_role),
                 "worker_hwm_mb": self.worker_hwm, "samples": self.samples, "end_anon_mb": self.last_anon,
+                "end_threads": self.last_threads,
                 "hwm_at_s": self.hwm_at_s, "run_s": time.monotonic() - self.started}
