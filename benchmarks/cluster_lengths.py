@@ -131,10 +131,9 @@ def find(rows: list[dict], contender: str, length: int, processes: int) -> dict:
 def bound_mb(processes: int) -> float:
     """The design bound on bodies in memory per node: processes x (concurrency + decode workers) x max body."""
     from benchmarks.download_mixes import repo_download_config
-
-    config = dataclasses.replace(repo_download_config(), processes=processes)
     from mlimages.download.feed import decode_workers
 
+    config = dataclasses.replace(repo_download_config(), processes=processes)
     return processes * (CONCURRENCY + decode_workers(config)) * config.max_body_bytes / 1e6
 
 
