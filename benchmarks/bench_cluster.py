@@ -1,6 +1,7 @@
 """The Ray engine against the local engine on this machine, side by side: download and records build.
 
     python -m benchmarks.bench_cluster [--quick]
+    python -m benchmarks.bench_cluster --part memory   (memory per node and against list length: cluster_lengths)
 
 Download: the download benchmark's latency-bound "spread" mix (100 ms round trips plus two for a
 new TLS connection, 15% 404s, 2% URLs that never answer, 16 loopback hosts) with equal
@@ -268,7 +269,17 @@ def main() -> None:
     for name in ("child", "out", "list", "images", "hierarchy"):
         parser.add_argument(f"--{name}")
     parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--part", choices=["speed", "memory"], default="speed")
     args = parser.parse_args()
+    if args.child and args.child.startswith("memory:"):
+        from benchmarks.cluster_lengths import memory_child
+
+        print(json.dumps(memory_child(args.child.split(":")[1], Path(args.list), Path(args.out), args.count)))
+        return
+    if args.part == "memory":
+        from benchmarks.cluster_lengths import main_memory
+
+        return main_memory()
     if args.child:
         print(json.dumps(child(args)))
         return

@@ -16,17 +16,17 @@ import multiprocessing
 import os
 from pathlib import Path
 
-FIELDS = ("VmRSS", "RssAnon", "RssFile", "VmHWM")
+FIELDS = ("VmRSS", "RssAnon", "RssFile", "VmHWM", "Threads")
 
 
 def status_mb(pid: int | str = "self") -> dict[str, float]:
-    """The memory lines of /proc/PID/status, in MB (empty when the process is gone)."""
+    """The memory lines of /proc/PID/status, in MB, and its thread count (empty when the process is gone)."""
     found = {}
     try:
         for text in Path(f"/proc/{pid}/status").read_text().splitlines():
             name = text.split(":")[0]
             if name in FIELDS:
-                found[name] = int(text.split()[1]) / 1024
+                found[name] = int(text.split()[1]) / (1 if name == "Threads" else 1024)
     except OSError:
         pass
     return found
@@ -46,7 +46,7 @@ def ray_worker_layers() -> list[dict]:
             import mlimages.cluster.shard_task  # noqa: F401
         found = {"pid": os.getpid(), "pyarrow": "pyarrow" in sys.modules, "modules": len(sys.modules)}
         for text in Path("/proc/self/status").read_text().splitlines():
-            if text.split(":")[0] in FIELDS:
+            if text.split(":")[0] in FIELDS[:4]:  # the memory lines
                 found[text.split(":")[0]] = int(text.split()[1]) / 1024
         return found
 

@@ -13,8 +13,10 @@ a cluster can run far more fetch workers than an actor can have threads, so wait
 bounded group of threads (`WAIT_THREADS`) and end after `WAIT_S` with "not yet" (the caller asks
 again); releases, pauses and the rest have another group, so a slot can always be given back even
 while every waiting thread is busy. A slot costs two actor calls, around a millisecond each on a
-LAN, next to tens of milliseconds of a real request, and the gates give slots back in batches
-(`HostGate(batch_releases=True)`).
+LAN, next to tens of milliseconds of a real request, and an attempt gives slots back in batches
+from a thread of its own (`RemoteBudget.release`), which it ends when it ends (`RemoteBudget.close`):
+a Ray worker process runs shard after shard, and a thread left behind per attempt (with the actor
+handles it holds) would make the worker grow with the number of shards, that is with the list.
 
 Every attempt of a shard task is an owner of its own: when an attempt is lost, the driver calls
 `forget_owner` with its number, which frees the slots it held and refuses it any more.
@@ -23,6 +25,8 @@ Every attempt of a shard task is an owner of its own: when an attempt is lost, t
 from __future__ import annotations
 
 import math
+import queue
+import threading
 
 import ray
 
@@ -59,6 +63,9 @@ class RemoteBudget:
 
     def __init__(self, actor, owner: int):
         self.actor, self.owner = actor, owner
+        self.releases: queue.SimpleQueue = queue.SimpleQueue()
+        self.sender = threading.Thread(target=self.send_releases, name="budget-releases", daemon=True)
+        self.sender.start()
 
     def acquire(self, host: str, max_pause_s: float = math.inf, owner: int = 0) -> tuple[int | None, float, bool]:
         while True:
@@ -67,10 +74,28 @@ class RemoteBudget:
                 return answer
 
     def release(self, ticket: int, signal: str) -> None:
-        ray.get(self.actor.release.remote(ticket, signal))
+        """Queue the release; the sender thread gives slots back in batches (the caller never waits a round trip,
+        the slot is held a few milliseconds longer, never shorter)."""
+        self.releases.put((ticket, signal))
 
-    def release_many(self, releases: list[tuple[int, str]]) -> None:
-        ray.get(self.actor.release_many.remote(releases))
+    def send_releases(self) -> None:
+        closing = False
+        while not closing:
+            batch = [self.releases.get()]
+            while True:
+                try:
+                    batch.append(self.releases.get_nowait())
+                except queue.Empty:
+                    break
+            closing = None in batch
+            batch = [release for release in batch if release is not None]
+            if batch:
+                ray.get(self.actor.release_many.remote(batch))
+
+    def close(self) -> None:
+        """Give back what is queued and end the sender thread (before the attempt returns)."""
+        self.releases.put(None)
+        self.sender.join()
 
     def back_off(self, host: str, seconds: float) -> None:
         ray.get(self.actor.back_off.remote(host, seconds))

@@ -1,9 +1,9 @@
 """One attempt of one shard task on a Ray node: the unchanged shard code, fenced, with the cluster's budget.
 
 The attempt runs `task.run_tasks` on its own folder (`attempts.seed_attempt`), with a `HostGate`
-whose host budget is the cluster's actor (`budget.RemoteBudget`) and a progress sink that posts
-batches to the driver's inbox actor, after a first message saying where the attempt runs (node,
-process). It returns what the driver needs to commit and report; a bad line or a stale shard
+whose host budget is the cluster's actor (`budget.RemoteBudget`, closed when the attempt ends) and
+a progress sink that posts batches to the driver's inbox actor, after a first message saying where
+the attempt runs (node, process). It returns what the driver needs to commit and report; a bad line or a stale shard
 comes back as a value (`("input", message, where)`), not as an exception, so the driver can tell
 it from a lost node.
 """
@@ -51,8 +51,8 @@ def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple
     ray.get(inbox.put.remote((owner, ("started", node, os.getpid()))))  # known to the driver before any work
     folder = seed_attempt(task.out, task.shard_index, token)
     config = task.settings.config
-    gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=RemoteBudget(budget, owner),
-                    batch_releases=True)
+    remote_budget = RemoteBudget(budget, owner)
+    gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=remote_budget)
     sender = ProgressSender(queue)
     here = ShardTask(task.list_path, task.shard_index, task.settings, Path(folder))
     try:
@@ -60,6 +60,8 @@ def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple
     except InputError as error:
         sender.flush()
         return ("input", token, error.message, error.where)
+    finally:
+        remote_budget.close()  # the worker process runs more attempts: leave no thread behind
     sender.flush()
     return ("done", token, tally, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, node)
 

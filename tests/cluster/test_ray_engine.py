@@ -19,6 +19,7 @@ from mlimages.cluster.mappers import records_mapper
 from mlimages.download import download
 from mlimages.download.tarstream import scan_samples
 from tests.download.fault_server import FAST, Outcome, make_jpeg
+from tests.cluster.conftest import WORKER_CPUS
 from tests.factories import params_config, write_params
 
 pytestmark = pytest.mark.slow
@@ -98,6 +99,32 @@ def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_serv
     local_records, ray_records = records_of(tmp_path / "rec-local"), records_of(tmp_path / "rec-ray")
     assert len([name for name in ray_records if name.endswith(".tfrecord")]) >= 3
     assert ray_records == local_records
+
+
+
+def test_attempts_leave_no_thread_behind_in_the_worker_processes(ray_cluster, image_server, tmp_path):
+    """A Ray worker runs shard after shard: a thread left per attempt would grow it with the list."""
+    import ray
+
+    from mlimages.cluster.connect import WORKER_ENV
+
+    fault_routes(image_server)
+    sources = [image_server.url(f"/ok/{i}.jpg") for i in range(2000, 2120)]
+    on_ray = run(tmp_path / "ray", sources, download_engine(RAY), samples_per_shard=10)
+    assert on_ray.report["run"]["attempts"] == 12
+
+    def threads(hold_s: float) -> tuple[int, bool, list[str]]:  # a closure: sent by value
+        import os
+        import sys
+
+        time.sleep(hold_s)  # hold the CPU, so the probes spread over the worker processes
+        return os.getpid(), "mlimages.cluster.shard_task" in sys.modules, [t.name for t in threading.enumerate()]
+
+    probe = ray.remote(num_cpus=1, runtime_env=WORKER_ENV)(threads)  # the attempts' pool of worker processes
+    seen = ray.get([probe.remote(0.5) for _ in range(2 * WORKER_CPUS)])
+    ran_attempts = [names for _, ran, names in seen if ran]
+    assert ran_attempts, "no probe landed in a worker process that ran an attempt"
+    assert all(not [name for name in names if "releases" in name] for names in ran_attempts), ran_attempts
 
 
 def test_the_stage_scripts_run_on_ray_from_the_params(ray_cluster, image_server, tmp_path, hierarchy_file):
