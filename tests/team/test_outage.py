@@ -27,6 +27,7 @@ from .team_server import EXPERIMENT, RESEARCHER
 REPO = Path(__file__).resolve().parents[2]
 OUTAGE_S = 30
 CHECKPOINT_EVERY = 20
+OUTAGE_LIMIT_S = 6  # more than one retry interval (5 s): the run stops after its second failed retry
 PACE_STEPS = 3  # steps a retry interval of the outage must show
 
 pytestmark = pytest.mark.slow  # trains through two outages of the real server: minutes
@@ -159,7 +160,7 @@ def count_steps_while_draining(log: str) -> int:
 
 def test_a_run_killed_while_its_backlog_drains_delivers_it_when_resumed(team_server, records, researcher,
                                                                          tmp_path):
-    steps = 200
+    steps = 100  # the outage keeps 40 or more of them, and their checkpoints: seconds of draining to cut into
     write_params(tmp_path / "params.yaml", steps)
     process = start_training(team_server, records, tmp_path)
     try:
@@ -190,7 +191,7 @@ def test_a_server_that_stays_away_stops_the_run_and_the_same_command_resumes(tea
                                                                               tmp_path):
     steps = 60
     write_params(tmp_path / "params.yaml", steps)
-    process = start_training(team_server, records, tmp_path, MLIMAGES_TRACKING_OUTAGE_S="15")
+    process = start_training(team_server, records, tmp_path, MLIMAGES_TRACKING_OUTAGE_S=str(OUTAGE_LIMIT_S))
     try:
         wait_for_step(tmp_path, process, CHECKPOINT_EVERY)
         team_server.stop()
@@ -207,7 +208,7 @@ def test_a_server_that_stays_away_stops_the_run_and_the_same_command_resumes(tea
     assert len(errors) == 1 and "tracking server has not answered for" in errors[0], errors
     assert "same command" in errors[0]
     assert "Traceback" not in log
-    assert waited_s < 15 + 120, waited_s  # the limit, plus the steps and one retry interval around it
+    assert waited_s < OUTAGE_LIMIT_S + 120, waited_s  # the limit, plus the steps and one retry interval around it
     assert saved_step(tmp_path) > CHECKPOINT_EVERY - 1 and (tmp_path / "out" / "tracking-outbox").is_dir()
 
     again = start_training(team_server, records, tmp_path)
