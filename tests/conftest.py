@@ -35,6 +35,14 @@ def keep_mlflow_state():
 
 
 @pytest.fixture(scope="session")
+def tiny_dvc_repo(tmp_path_factory) -> Path:
+    """One `dvc repro` of the tiny demo for the pipeline and data remote tests, which work on copies."""
+    from tests.pipelines.test_dvc_repro import build_tiny_repo
+
+    return build_tiny_repo(tmp_path_factory.mktemp("tiny-dvc") / "repo")
+
+
+@pytest.fixture(scope="session")
 def hierarchy_file(shared_data: Path) -> Path:
     return shared_data / "dictionary_and_semantic_hierarchy.txt"
 

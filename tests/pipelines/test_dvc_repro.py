@@ -97,14 +97,27 @@ def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+def build_tiny_repo(repo: Path) -> Path:
+    """A copy of the repository with the tiny demo's params committed in git, then `dvc repro`: the one
+    reproduction (a minute on two cores) that this module and the data remote's tests copy."""
     copy_repository(repo)
-    run(repo, "git", "init", "-q")  # DVC wants an SCM (or core.no_scm); a fresh clone has git
     write_tiny_params(repo)
+    run(repo, "git", "init", "-q")  # DVC wants an SCM (or core.no_scm); a fresh clone has git
+    run(repo, *GIT, "add", "-A")
+    run(repo, *GIT, "commit", "-qm", "tiny demo")
     run(repo, str(BIN / "dvc"), "repro")
     return repo
+
+
+def copy_tiny_repo(built: Path, repo: Path) -> Path:
+    """A working copy of `built` (git history, DVC cache and outputs) that a module may change freely."""
+    shutil.copytree(built, repo, symlinks=True)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tiny_dvc_repo, tmp_path_factory) -> Path:
+    return copy_tiny_repo(tiny_dvc_repo, tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 def read_list(path: Path) -> list[tuple[str, tuple[int, ...], tuple[float, ...]]]:

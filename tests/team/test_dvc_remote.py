@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipelines.test_dvc_repro import REPO, copy_repository, run, write_tiny_params
+from tests.pipelines.test_dvc_repro import REPO, copy_tiny_repo, run
 
 BIN = Path(sys.executable).parent
 GIT = ["git", "-c", "user.name=mlimages tests", "-c", "user.email=tests@example.invalid"]
@@ -37,17 +37,11 @@ def out_hashes(lock_text: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory) -> dict[str, Path]:
-    """Clone A: tiny params committed, `dvc repro`, dvc.lock committed, `dvc push` to a directory."""
+def pushed(tiny_dvc_repo, tmp_path_factory) -> dict[str, Path]:
+    """Clone A: tiny params committed, `dvc repro` (the session's, copied), dvc.lock committed, `dvc push`
+    to a directory."""
     root = tmp_path_factory.mktemp("remote")
-    first = root / "a"
-    first.mkdir()
-    copy_repository(first)
-    write_tiny_params(first)
-    run(first, "git", "init", "-q")
-    run(first, *GIT, "add", "-A")
-    run(first, *GIT, "commit", "-qm", "tiny demo")
-    dvc(first, "repro")
+    first = copy_tiny_repo(tiny_dvc_repo, root / "a")
     run(first, *GIT, "add", "-A")  # dvc.lock, and the small metrics files DVC leaves to git (cache: false)
     run(first, *GIT, "commit", "-qm", "data")
     use_remote(first, root / "store")

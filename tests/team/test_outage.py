@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from mlimages.tracking.checkpoints import find_checkpoints
 from mlimages.tracking.names import STEP_TAG
+from mlimages.tracking.outbox import RETRY_EVERY_S
 
 from tests.train.fakes import tiny_section, write_records
 
@@ -26,6 +27,8 @@ from .team_server import EXPERIMENT, RESEARCHER
 REPO = Path(__file__).resolve().parents[2]
 OUTAGE_S = 30
 CHECKPOINT_EVERY = 20
+OUTAGE_LIMIT_S = 6  # more than one retry interval (5 s): the run stops after its second failed retry
+PACE_STEPS = 3  # steps a retry interval of the outage must show
 
 pytestmark = pytest.mark.slow  # trains through two outages of the real server: minutes
 
@@ -80,15 +83,49 @@ def assert_logged_once(client, lab: Path, steps: int, checkpoint_every: int = CH
     assert not (lab / "out" / "tracking-outbox").exists()
 
 
+def logged_step(lab: Path) -> int:
+    """The last training step the run's console shows (one line a step: `log_every_steps` is 1)."""
+    found = re.findall(r" step (\d+)/\d+ loss ", (lab / "train.log").read_text(errors="replace"))
+    return int(found[-1]) if found else 0
+
+
+def pace(lab: Path, process: subprocess.Popen, until: float, line: str | None = None) -> list[int]:
+    """Steps made in each sender retry interval up to `until` (or until the console shows `line`): training
+    runs in every interval until it has made `PACE_STEPS` more steps, then is held (SIGSTOP) for the rest
+    of it, so that the outage costs a few dozen steps whatever the machine's speed, not thousands to
+    deliver afterwards. Returns with training running."""
+    made = []
+    while time.monotonic() < until:
+        now, before = time.monotonic(), logged_step(lab)
+        window_end = until if until - now < 2 * RETRY_EVERY_S else now + RETRY_EVERY_S  # 5 to 10 s each
+        while logged_step(lab) < before + PACE_STEPS and time.monotonic() < window_end:
+            assert process.poll() is None, (lab / "train.log").read_text()[-3000:]
+            if line is not None and line in (lab / "train.log").read_text(errors="replace"):
+                return made
+            time.sleep(0.05)
+        process.send_signal(signal.SIGSTOP)
+        made.append(logged_step(lab) - before)
+        time.sleep(max(0.0, window_end - time.monotonic()))
+        process.send_signal(signal.SIGCONT)
+    return made
+
+
 def test_training_goes_on_through_a_30_second_outage(team_server, records, researcher, tmp_path):
-    steps, every = 2000, 50  # training goes on well past the outage, while the backlog drains
+    steps, every = 200, 50  # training goes on past the outage, while the backlog drains
     write_params(tmp_path / "params.yaml", steps, every)
     process = start_training(team_server, records, tmp_path)
     try:
         wait_for_step(tmp_path, process, every)
-        team_server.stop()
+        process.send_signal(signal.SIGSTOP)  # held while the server shuts down (seconds), as while it boots
+        try:
+            team_server.stop()
+        finally:
+            process.send_signal(signal.SIGCONT)
+        back_at = time.monotonic() + OUTAGE_S
         stopped_at = saved_step(tmp_path)
-        time.sleep(OUTAGE_S)
+        # A checkpoint kept during the outage, then a few steps in every retry interval to its end.
+        wait_for_step(tmp_path, process, stopped_at + every, timeout_s=OUTAGE_S)
+        made = pace(tmp_path, process, back_at)
         during = saved_step(tmp_path)
         # Training pauses while the server boots (seconds when idle, minutes on a loaded machine), so that
         # it is still running when the server is back, whatever the boot took.
@@ -97,14 +134,18 @@ def test_training_goes_on_through_a_30_second_outage(team_server, records, resea
             team_server.start(team_server.root / "team.yaml")
         finally:
             process.send_signal(signal.SIGCONT)
+        # Paced again until the sender's next retry finds the server, so that steps are left for the drain.
+        pace(tmp_path, process, time.monotonic() + 300, "tracking server answers again")
         assert during < steps, f"training ended during the outage: {steps} steps are too few here"
         assert process.wait(timeout=1800) == 0, (tmp_path / "train.log").read_text()[-3000:]
     finally:
         if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
             process.kill()
         if team_server.process.poll() is not None:
             team_server.start(team_server.root / "team.yaml")
     assert during >= stopped_at + every, f"training stood still: step {stopped_at} -> {during}"
+    assert all(made), f"training stood still in a retry interval of the outage: steps in each {made}"
     log = (tmp_path / "train.log").read_text()
     assert "tracking server unreachable" in log
     assert_logged_once(researcher, tmp_path, steps, every)
@@ -119,7 +160,7 @@ def count_steps_while_draining(log: str) -> int:
 
 def test_a_run_killed_while_its_backlog_drains_delivers_it_when_resumed(team_server, records, researcher,
                                                                          tmp_path):
-    steps = 200
+    steps = 100  # the outage keeps 40 or more of them, and their checkpoints: seconds of draining to cut into
     write_params(tmp_path / "params.yaml", steps)
     process = start_training(team_server, records, tmp_path)
     try:
@@ -150,7 +191,7 @@ def test_a_server_that_stays_away_stops_the_run_and_the_same_command_resumes(tea
                                                                               tmp_path):
     steps = 60
     write_params(tmp_path / "params.yaml", steps)
-    process = start_training(team_server, records, tmp_path, MLIMAGES_TRACKING_OUTAGE_S="15")
+    process = start_training(team_server, records, tmp_path, MLIMAGES_TRACKING_OUTAGE_S=str(OUTAGE_LIMIT_S))
     try:
         wait_for_step(tmp_path, process, CHECKPOINT_EVERY)
         team_server.stop()
@@ -167,7 +208,7 @@ def test_a_server_that_stays_away_stops_the_run_and_the_same_command_resumes(tea
     assert len(errors) == 1 and "tracking server has not answered for" in errors[0], errors
     assert "same command" in errors[0]
     assert "Traceback" not in log
-    assert waited_s < 15 + 120, waited_s  # the limit, plus the steps and one retry interval around it
+    assert waited_s < OUTAGE_LIMIT_S + 120, waited_s  # the limit, plus the steps and one retry interval around it
     assert saved_step(tmp_path) > CHECKPOINT_EVERY - 1 and (tmp_path / "out" / "tracking-outbox").is_dir()
 
     again = start_training(team_server, records, tmp_path)
