@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = params_config("cluster", ClusterConfig, engine="ray", address="")
+LOCAL = params_config("cluster", ClusterConfig)
 
 
 def fault_routes(server) -> None:
@@ -77,7 +78,7 @@ def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_serv
 
     fault_routes(image_server)
     sources = fault_list(image_server, 300)
-    local = run(tmp_path / "local", sources, download_engine(params_config("cluster", ClusterConfig)), samples_per_shard=25, processes=2)
+    local = run(tmp_path / "local", sources, download_engine(LOCAL), samples_per_shard=25, processes=2)
     image_server.hits.clear()  # the flaky routes fail their first hit again
     on_ray = run(tmp_path / "ray", sources, download_engine(RAY), samples_per_shard=25)
     assert sorted(on_ray.statuses) == list(range(1, 301))  # one record per input line
@@ -101,7 +102,6 @@ def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_serv
     assert ray_records == local_records
 
 
-
 def test_attempts_leave_no_thread_behind_in_the_worker_processes(ray_cluster, image_server, tmp_path):
     """A Ray worker runs shard after shard: a thread left per attempt would grow it with the list."""
     import ray
@@ -113,16 +113,15 @@ def test_attempts_leave_no_thread_behind_in_the_worker_processes(ray_cluster, im
     on_ray = run(tmp_path / "ray", sources, download_engine(RAY), samples_per_shard=10)
     assert on_ray.report["run"]["attempts"] == 12
 
-    def threads(hold_s: float) -> tuple[int, bool, list[str]]:  # a closure: sent by value
-        import os
+    def threads(hold_s: float) -> tuple[bool, list[str]]:  # a closure: sent by value
         import sys
 
         time.sleep(hold_s)  # hold the CPU, so the probes spread over the worker processes
-        return os.getpid(), "mlimages.cluster.shard_task" in sys.modules, [t.name for t in threading.enumerate()]
+        return "mlimages.cluster.shard_task" in sys.modules, [t.name for t in threading.enumerate()]
 
     probe = ray.remote(num_cpus=1, runtime_env=WORKER_ENV)(threads)  # the attempts' pool of worker processes
     seen = ray.get([probe.remote(0.5) for _ in range(2 * WORKER_CPUS)])
-    ran_attempts = [names for _, ran, names in seen if ran]
+    ran_attempts = [names for ran, names in seen if ran]
     assert ran_attempts, "no probe landed in a worker process that ran an attempt"
     assert all(not [name for name in names if "releases" in name] for names in ran_attempts), ran_attempts
 
@@ -150,7 +149,7 @@ def test_a_bad_line_stops_the_ray_run_with_the_local_engines_error(ray_cluster, 
     from mlimages.errors import InputError
 
     errors = {}
-    for name, engine in (("local", download_engine(params_config("cluster", ClusterConfig))), ("ray", download_engine(RAY))):
+    for name, engine in (("local", download_engine(LOCAL)), ("ray", download_engine(RAY))):
         folder = tmp_path / name
         list_path = write_list(folder, [image_server.url(f"/ok/{i}.jpg") for i in range(60)])
         lines = list_path.read_text(encoding="utf-8").splitlines(keepends=True)

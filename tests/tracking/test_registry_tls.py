@@ -93,7 +93,7 @@ def wait_until_up(url: str, process: subprocess.Popen, folder: Path, server_pem:
 
 
 def registry_list(uri: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess:
-    """The command as a user runs it; their REQUESTS_CA_BUNDLE (the system's CAs) must not override MLflow's settings."""
+    """The command as a user runs it; their REQUESTS_CA_BUNDLE must not override MLflow's settings."""
     import certifi
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri,
