@@ -43,9 +43,10 @@ MODELS_PAGE = 1000  # the server's largest page of registered models
 VERSIONS_PAGE = 10_000  # MlflowClient's page of versions (the server allows 200,000)
 DEFAULT_TIMEOUT_S = 120  # MLflow's MLFLOW_HTTP_REQUEST_TIMEOUT default
 # A busy or restarting server's answers are retried, as MLflow does (fewer times: a listing is
-# rerun by hand); a refused connection is not, so an absent server is one line at once.
+# rerun by hand); a refused connection or a TLS failure is not, so either is one line at once.
 RETRY = Retry(total=3, connect=0, read=0, other=0, status=3, backoff_factor=0.5,
-              status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False)  # every call here only reads
+              status_forcelist=(429, 500, 502, 503, 504),
+              allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False)  # every call here only reads
 
 
 @dataclasses.dataclass(frozen=True)
