@@ -44,10 +44,9 @@ def test_kill_and_resume(server, tmp_path):
     command = [sys.executable, "pipelines/download_images.py", "--list", str(list_path), "--out", str(out),
                "--report", str(tmp_path / "report.json"), "--params", str(params)]
     process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not list(out.glob("*.tar")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.15)  # land the kill in the middle of a later shard
+    deadline = time.monotonic() + 20  # land the kill in the middle of a shard after the first one
+    while not (list(out.glob("*.tar")) and list(out.glob("*.partial"))) and time.monotonic() < deadline:
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert list(out.glob("*.partial")), "the kill should have interrupted a shard"
