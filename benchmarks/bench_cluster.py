@@ -6,7 +6,8 @@
 Download: the download benchmark's latency-bound "spread" mix (100 ms round trips plus two for a
 new TLS connection, 15% 404s, 2% URLs that never answer, 16 loopback hosts) with equal
 concurrency: the local engine on 2 worker processes x `concurrency`, the Ray engine on a head and
-two 1-CPU worker nodes (2 shard tasks in flight x `concurrency`). Each contender runs in its own
+two 1-CPU worker nodes (2 tasks in flight x `concurrency`, each task `shards_per_task` shards of the
+params). Each contender runs in its own
 process and downloads the list twice into fresh folders: the first run pays the start of worker
 processes (Ray: the workers import the code when their first task arrives), the second is the
 engine's steady state. Records: the same image shard built into records by 2 threads (local) and
@@ -89,7 +90,7 @@ def child(args: argparse.Namespace) -> dict:
 
     ray, cluster = start_cluster() if args.child == "ray" else (None, None)
     engines = dataclasses.replace(load_params("cluster", ClusterConfig, REPO / "params.yaml"), engine=args.child,
-                                  address="", tasks_in_flight=2, records_chunk=8)
+                                  address="", tasks_in_flight=2)
     try:
         result = {"layers": ray_worker_layers() if cluster else [local_worker_layer()]}
         result.update(child_download(args, engines))
@@ -183,7 +184,7 @@ def prepare(work: Path, quick: bool, count: int, images: int) -> tuple[dict, lis
 
 def bench(quick: bool, repeats: int) -> tuple[dict, dict, dict]:
     """Run the contenders alternately; returns the setup and each contender's best runs."""
-    count, images = (600, 24) if quick else (1500, 96)
+    count, images = (600, 96) if quick else (1500, 960)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as temp:
         work = Path(temp)
@@ -199,7 +200,9 @@ def bench(quick: bool, repeats: int) -> tuple[dict, dict, dict]:
         finally:
             server.terminate()
     records = yaml.safe_load((REPO / "params.yaml").read_text())["records"]
+    cluster = yaml.safe_load((REPO / "params.yaml").read_text())["cluster"]
     setup = {"count": count, "images": images, "repeats": repeats, "load_before": load_before,
+             "shards_per_task": cluster["shards_per_task"], "records_chunk": cluster["records_chunk"],
              "shorter_side": records["shorter_side"], "jpeg_quality": records["jpeg_quality"],
              "load_after": os.getloadavg(), "bound_s": latency_bound_s(kinds, "ours", 2 * CONCURRENCY)}
     return setup, best(runs["local"]), best(runs["ray"])
@@ -237,9 +240,10 @@ def render(setup: dict, local: dict, ray: dict) -> str:
     load = ", ".join(f"{a:.1f}" for a in setup["load_before"]) + " before; " + ", ".join(
         f"{a:.1f}" for a in setup["load_after"]) + " after"
     return f"""Download: the latency-bound "spread" mix, {setup['count']} lines ({local['stored']} stored), equal
-concurrency: local = 2 worker processes x {CONCURRENCY}; Ray = head + two 1-CPU worker nodes, 2 shard tasks x
-{CONCURRENCY}. Round trips alone bound the run at {setup['bound_s']:.1f} s. Records: {setup['images']} release
-photos (one image shard) by 2 local threads vs Ray tasks on the two worker nodes (chunks of 8 images).
+concurrency: local = 2 worker processes x {CONCURRENCY}; Ray = head + two 1-CPU worker nodes, 2 tasks of
+{setup['shards_per_task']} shards x {CONCURRENCY}. Round trips alone bound the run at {setup['bound_s']:.1f} s. Records:
+{setup['images']} images (the release photos, cycled; one image shard) by 2 local threads vs Ray tasks on the two
+worker nodes ({setup['records_chunk']} images per task).
 Best of {setup['repeats']}, contenders alternating. **This machine is shared with other work**: load
 average (1, 5, 15 min) {load}; its 2 cores also run the loopback server, the raylets and the drivers.
 

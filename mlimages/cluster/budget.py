@@ -13,9 +13,9 @@ a cluster can run far more fetch workers than an actor can have threads, so wait
 bounded group of threads (`WAIT_THREADS`) and end after `WAIT_S` with "not yet" (the caller asks
 again); releases, pauses and the rest have another group, so a slot can always be given back even
 while every waiting thread is busy. A slot costs two actor calls, around a millisecond each on a
-LAN, next to tens of milliseconds of a real request, and an attempt gives slots back in batches
-from a thread of its own (`RemoteBudget.release`), which it ends when it ends (`RemoteBudget.close`):
-a Ray worker process runs shard after shard, and a thread left behind per attempt (with the actor
+LAN, next to tens of milliseconds of a real request, and an attempt's gate gives slots back in
+batches from a thread of its own (`hosts.BatchedReleases`), which the attempt ends when it ends: a
+Ray worker process runs attempt after attempt, and a thread left behind per attempt (with the actor
 handles it holds) would make the worker grow with the number of shards, that is with the list.
 
 Every attempt of a shard task is an owner of its own: when an attempt is lost, the driver calls
@@ -25,8 +25,6 @@ Every attempt of a shard task is an owner of its own: when an attempt is lost, t
 from __future__ import annotations
 
 import math
-import queue
-import threading
 
 import ray
 
@@ -55,7 +53,7 @@ def start_budget(start: int, floor: int, ceiling: int):
 
 
 class RemoteBudget:
-    """What a `HostGate` calls on a node: the `HostBudget` methods, answered by the actor.
+    """What a `HostGate` with `batch_releases` calls on a node: the `HostBudget` methods, answered by the actor.
 
     `owner` is this attempt's number: it replaces the process id the gate passes, since process
     ids repeat across nodes.
@@ -63,9 +61,6 @@ class RemoteBudget:
 
     def __init__(self, actor, owner: int):
         self.actor, self.owner = actor, owner
-        self.releases: queue.SimpleQueue = queue.SimpleQueue()
-        self.sender = threading.Thread(target=self.send_releases, name="budget-releases", daemon=True)
-        self.sender.start()
 
     def acquire(self, host: str, max_pause_s: float = math.inf, owner: int = 0) -> tuple[int | None, float, bool]:
         while True:
@@ -73,29 +68,8 @@ class RemoteBudget:
             if answer[0] is not None or answer[1] != NOT_YET:
                 return answer
 
-    def release(self, ticket: int, signal: str) -> None:
-        """Queue the release; the sender thread gives slots back in batches (the caller never waits a round trip,
-        the slot is held a few milliseconds longer, never shorter)."""
-        self.releases.put((ticket, signal))
-
-    def send_releases(self) -> None:
-        closing = False
-        while not closing:
-            batch = [self.releases.get()]
-            while True:
-                try:
-                    batch.append(self.releases.get_nowait())
-                except queue.Empty:
-                    break
-            closing = None in batch
-            batch = [release for release in batch if release is not None]
-            if batch:
-                ray.get(self.actor.release_many.remote(batch))
-
-    def close(self) -> None:
-        """Give back what is queued and end the sender thread (before the attempt returns)."""
-        self.releases.put(None)
-        self.sender.join()
+    def release_many(self, releases: list[tuple[int, str]]) -> None:
+        ray.get(self.actor.release_many.remote(releases))
 
     def back_off(self, host: str, seconds: float) -> None:
         ray.get(self.actor.back_off.remote(host, seconds))

@@ -21,12 +21,15 @@ class ClusterConfig:
         engine: ``local`` (this machine's processes) or ``ray`` (tasks on a Ray cluster).
         address: the Ray cluster to join: ``auto`` (the one `ray start` made on this host), or
             ``HOST:PORT`` of its head; empty starts a private one-node Ray in this process.
-        shard_attempts: tries per shard task when its node or worker dies (the retry resumes
+        shard_attempts: tries per download task when its node or worker dies (the retry resumes
             from what the lost attempt stored).
         node_wait_s: how long the driver waits with no live node that can run a shard task (every
             worker node gone, or none joined yet) before it stops the run, naming the shards not
             done; what was committed is kept and a rerun resumes per sample.
-        tasks_in_flight: shard tasks submitted at once; 0: one per CPU of the cluster.
+        tasks_in_flight: download / transcode tasks submitted at once; 0: one per CPU of the cluster.
+        shards_per_task: consecutive shards one download task carries through one worker pool: a
+            shard's stragglers overlap the next one's fetches; a lost task is retried whole (from
+            what it stored), and the run's last tasks balance worse the larger it is.
         records_chunk: images per transcode task of the records build.
     """
 
@@ -35,6 +38,7 @@ class ClusterConfig:
     shard_attempts: int
     node_wait_s: float
     tasks_in_flight: int
+    shards_per_task: int
     records_chunk: int
 
     def __post_init__(self):
@@ -44,6 +48,8 @@ class ClusterConfig:
             raise InputError(f"must be more than 0 seconds, got {self.node_wait_s}", "params.yaml: cluster.node_wait_s")
         if self.tasks_in_flight < 0:
             raise InputError(f"must be 0 or more, got {self.tasks_in_flight}", "params.yaml: cluster.tasks_in_flight")
+        if self.shards_per_task < 1:
+            raise InputError(f"must be at least 1, got {self.shards_per_task}", "params.yaml: cluster.shards_per_task")
         if self.records_chunk < 1:
             raise InputError(f"must be at least 1, got {self.records_chunk}", "params.yaml: cluster.records_chunk")
 

@@ -1,13 +1,18 @@
-"""The Ray engine of the download: one task per shard on whichever node, one bar and one report here.
+"""The Ray engine of the download: a task per few shards on whichever node, one bar and one report here.
 
-`run_ray(tasks, progress, cluster)` is `engines.run_local`'s loop with another way to start a
-shard task: the driver keeps at most `tasks_in_flight` attempts submitted (by default one per CPU
-of the live nodes, followed as nodes come and go), holds nothing of the list but shard numbers and
-never more results than the tasks in flight, and commits each finished attempt itself (`attempts.commit`), so a lost attempt that still
-runs is fenced. An attempt lost with its node or worker is retried on another node, from what it
-stored, up to `shard_attempts` tries; its host slots are freed (`forget_owner`). A bad line or a
-stale shard stops the run as in the local engine: no shard after it is submitted, the others in
-flight finish, and the error is raised.
+`run_ray(tasks, progress, cluster)` is `engines.run_local`'s loop with another way to start shard
+tasks: each Ray task carries `shards_per_task` consecutive shards through one worker pool, so the
+stragglers at a shard's end (a host that never answers holds its line for the deadline times the
+tries) overlap the next shard's fetches, as in a local worker process; with one shard per task the
+network sat idle for each shard's tail (1.5x the local engine's time on the benchmark's mix). The
+driver keeps at most `tasks_in_flight` attempts submitted (by default one per CPU of the live
+nodes, followed as nodes come and go), holds nothing of the list but shard numbers and never more
+results than the tasks in flight, and commits each finished attempt's shards itself
+(`attempts.commit`), so a lost attempt that still runs is fenced. An attempt lost with its node or
+worker is retried on another node, from what it stored, up to `shard_attempts` tries; its host
+slots are freed (`forget_owner`). A bad line or a stale shard stops the run as in the local
+engine: no shard after it is submitted, the shards before it and the others in flight finish, and
+the error is raised.
 
 The bar is the local engine's `Progress`, fed by the tasks' batches through an inbox actor, per
 attempt (`attempt_progress`: a retried attempt's lines are taken back, so each line counts once),
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import shutil
 import time
 
 import ray
@@ -51,14 +57,23 @@ def no_nodes_error(watch: NodeWatch, shards: list[int]) -> NoNodes:
                    "shards are kept; add a node and rerun the same command to resume per sample")
 
 
+def shard_groups(tasks: list[ShardTask], size: int) -> list[list[ShardTask]]:
+    """The tasks, `size` at a time in their order: what one Ray task carries."""
+    return [tasks[start:start + size] for start in range(0, len(tasks), size)]
+
+
+def indexes(group: list[ShardTask]) -> list[int]:
+    return [task.shard_index for task in group]
+
+
 class RayRun:
-    """The driver's state: attempts in flight, tries per shard, counts, the first input error."""
+    """The driver's state: attempts in flight, tries per group of shards, counts, the first input error."""
 
     def __init__(self, tasks: list[ShardTask], cluster: ClusterConfig, progress):
         config = tasks[0].settings.config
-        self.waiting = collections.deque(tasks)
+        self.waiting = collections.deque(shard_groups(tasks, cluster.shards_per_task))
         self.cluster, self.progress = cluster, AttemptProgress(progress)
-        self.in_flight: dict = {}  # ObjectRef -> (task, token, owner)
+        self.in_flight: dict = {}  # ObjectRef -> (group, token, owner)
         self.tries: collections.Counter = collections.Counter()
         self.tally, self.started_ms, self.owners, self.retries = Tally(), run_started_ms(), 0, 0
         self.input_errors: list[tuple[int, str, str]] = []
@@ -70,16 +85,16 @@ class RayRun:
                                    config.per_host_concurrency_max)
         self.inbox = ray.remote(Inbox).options(num_cpus=0, max_restarts=0, scheduling_strategy=on_this_node()).remote()
 
-    def submit(self, task: ShardTask) -> None:
+    def submit(self, group: list[ShardTask]) -> None:
         self.owners += 1
-        self.tries[task.shard_index] += 1
+        self.tries[group[0].shard_index] += 1
         token = attempt_token(self.started_ms, self.owners)
         self.progress.submitted(self.owners)
-        ref = remote_attempt.remote(task, token, self.owners, self.budget, self.inbox)
-        self.in_flight[ref] = (task, token, self.owners)
+        ref = remote_attempt.remote(group, token, self.owners, self.budget, self.inbox)
+        self.in_flight[ref] = (group, token, self.owners)
 
-    def stopped_before(self, task: ShardTask) -> bool:
-        return any(index < task.shard_index for index, _, _ in self.input_errors)
+    def stopped_before(self, group: list[ShardTask]) -> bool:
+        return any(index < group[0].shard_index for index, _, _ in self.input_errors)
 
     @property
     def limit(self) -> int:
@@ -88,47 +103,50 @@ class RayRun:
 
     def fill(self) -> None:
         while self.waiting and len(self.in_flight) < self.limit:
-            task = self.waiting.popleft()
-            if not self.stopped_before(task):
-                self.submit(task)
+            group = self.waiting.popleft()
+            if not self.stopped_before(group):
+                self.submit(group)
 
     def settle(self, ref) -> None:
-        """Take one finished attempt: commit it, count an input error, or retry a lost one."""
-        task, token, owner = self.in_flight.pop(ref)
+        """Take one finished attempt: commit its shards, count an input error, or retry a lost one."""
+        group, token, owner = self.in_flight.pop(ref)
+        out, folder = group[0].out, attempt_folder(group[0].out, token)
         try:
             outcome = ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # our code raised on the node: not a lost node
             ray.get(self.budget.forget_owner.remote(owner))
             self.progress.finished(owner)
             cause = getattr(error, "cause", None)
-            self.lost.append(f"shard {task.shard_index}: " + (f"{type(cause).__name__}: {cause}" if cause is not None
-                                                             else str(error).splitlines()[0]))
+            self.lost.append(f"{shard_ranges(indexes(group))}: " + (
+                f"{type(cause).__name__}: {cause}" if cause is not None else str(error).splitlines()[0]))
             return
         except ray.exceptions.RayError as error:
-            self.retry(task, token, owner, error)
+            self.retry(group, token, owner, error)
             return
         self.progress.finished(owner)
-        if outcome[0] == "input":  # named as in the output folder, not in the attempt's own
-            where = str(outcome[3] or "").replace(str(attempt_folder(task.out, task.shard_index, token)), str(task.out))
-            self.input_errors.append((task.shard_index, outcome[2], where))
+        if outcome[0] == "input":  # the shards before the bad one are done; its folder is kept for the rerun
+            _, _, message, where, bad = outcome
+            self.committed += sum(commit(out, index, folder) for index in indexes(group) if index < bad)
+            self.input_errors.append((bad, message, str(where or "").replace(str(folder), str(out))))
             return
         _, _, tally, peak_rss_kb, _ = outcome
-        commit(task.out, task.shard_index, attempt_folder(task.out, task.shard_index, token))
-        self.committed += 1
+        self.committed += sum(commit(out, index, folder) for index in indexes(group))
+        shutil.rmtree(folder, ignore_errors=True)
         self.tally.merge(tally)
         self.peak_rss_kb = max(self.peak_rss_kb, peak_rss_kb)
 
-    def retry(self, task: ShardTask, token: str, owner: int, error: Exception) -> None:
+    def retry(self, group: list[ShardTask], token: str, owner: int, error: Exception) -> None:
         """An attempt lost with its node or worker: free its slots, take its lines off the bar, try again."""
         freed = ray.get(self.budget.forget_owner.remote(owner))
         taken = self.progress.withdraw(owner)
-        log.warning("shard %d: attempt %s lost (%s; %d host slots freed, %d lines taken off the bar)",
-                    task.shard_index, token, type(error).__name__, freed, taken)
-        if self.tries[task.shard_index] < self.cluster.shard_attempts:
+        shards, tries = shard_ranges(indexes(group)), self.tries[group[0].shard_index]
+        log.warning("%s: attempt %s lost (%s; %d host slots freed, %d lines taken off the bar)",
+                    shards, token, type(error).__name__, freed, taken)
+        if tries < self.cluster.shard_attempts:
             self.retries += 1
-            self.submit(task)
+            self.submit(group)
         else:
-            self.lost.append(f"shard {task.shard_index}: {self.tries[task.shard_index]} attempts lost")
+            self.lost.append(f"{shards}: {tries} attempts lost")
 
     def show(self, every_s: float = 2.0) -> None:
         for owner, message in ray.get(self.inbox.drain.remote()):
@@ -145,8 +163,8 @@ class RayRun:
 
     def give_up(self) -> None:
         """No node for `node_wait_s`: cancel what waits, name the shards not done."""
-        not_done = [task.shard_index for task, _, _ in self.in_flight.values()]
-        not_done += [task.shard_index for task in self.waiting if not self.stopped_before(task)]
+        not_done = [index for group, _, _ in self.in_flight.values() for index in indexes(group)]
+        not_done += [index for group in self.waiting if not self.stopped_before(group) for index in indexes(group)]
         for ref in self.in_flight:
             ray.cancel(ref, force=True)
         raise no_nodes_error(self.watch, not_done)
@@ -175,7 +193,7 @@ def run_ray(tasks: list[ShardTask], progress, cluster: ClusterConfig) -> Tally:
     finally:
         for actor in (run.budget, run.inbox):
             ray.kill(actor)
-    log.info("ray engine: %d attempts committed on %d nodes; peak memory of a worker %.0f MB",
+    log.info("ray engine: %d shards committed on %d nodes; peak memory of a worker %.0f MB",
              run.committed, len(run.progress.nodes), run.peak_rss_kb / 1024)
     if run.input_errors:
         _, message, where = min(run.input_errors)

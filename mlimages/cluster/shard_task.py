@@ -1,18 +1,21 @@
-"""One attempt of one shard task on a Ray node: the unchanged shard code, fenced, with the cluster's budget.
+"""One attempt of a Ray task on a node: a few shards through the unchanged shard code, fenced, with the
+cluster's budget.
 
-The attempt runs `task.run_tasks` on its own folder (`attempts.seed_attempt`), with a `HostGate`
-whose host budget is the cluster's actor (`budget.RemoteBudget`, closed when the attempt ends) and
-a progress sink that posts batches to the driver's inbox actor, after a first message saying where
-the attempt runs (node, process). It returns what the driver needs to commit and report; a bad line or a stale shard
-comes back as a value (`("input", message, where)`), not as an exception, so the driver can tell
-it from a lost node.
+The attempt runs `task.run_tasks` over the task's consecutive shards in its own folder
+(`attempts.seed_attempt`) through one worker pool, so a shard's stragglers overlap the next
+shard's fetches, as in a local worker process. Its `HostGate` takes host slots from the cluster's
+budget actor (`budget.RemoteBudget`) and is closed when the attempt ends, and its progress sink posts
+batches to the driver's inbox actor, after a first message saying where the attempt runs (node,
+process). It returns what the driver needs to commit and report; a bad line or a stale shard comes
+back as a value (`("input", token, message, where, shard)`), not as an exception, so the driver
+can tell it from a lost node.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
-from pathlib import Path
 
 import ray
 
@@ -22,7 +25,7 @@ from mlimages.cluster.connect import WORKER_ENV
 from mlimages.download.engines import limit_malloc_arenas
 from mlimages.download.hosts import HostGate
 from mlimages.download.progress import ProgressSender
-from mlimages.download.task import Services, ShardTask, run_tasks
+from mlimages.download.task import Services, ShardTask, StopLine, run_tasks
 from mlimages.errors import InputError
 
 
@@ -39,29 +42,29 @@ class InboxQueue:
         self.inbox.put.remote((self.owner, message))
 
 
-def run_attempt(task: ShardTask, token: str, owner: int, budget, inbox) -> tuple:
-    """Run one attempt on this node.
+def run_attempt(tasks: list[ShardTask], token: str, owner: int, budget, inbox) -> tuple:
+    """Run one attempt of `tasks` (consecutive shards of one list) on this node.
 
     Returns:
-        ``("done", token, tally, peak_rss_kb, node_id)``, or ``("input", token, message, where)``.
+        ``("done", token, tally, peak_rss_kb, node_id)``, or ``("input", token, message, where, shard)``
+        where `shard` is the one that hit the bad line or stale record (the shards before it are done).
     """
     limit_malloc_arenas()
     node = ray.get_runtime_context().get_node_id()
     queue = InboxQueue(inbox, owner)
     ray.get(inbox.put.remote((owner, ("started", node, os.getpid()))))  # known to the driver before any work
-    folder = seed_attempt(task.out, task.shard_index, token)
-    config = task.settings.config
-    remote_budget = RemoteBudget(budget, owner)
-    gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=remote_budget)
-    sender = ProgressSender(queue)
-    here = ShardTask(task.list_path, task.shard_index, task.settings, Path(folder))
+    folder = seed_attempt(tasks[0].out, [task.shard_index for task in tasks], token)
+    config = tasks[0].settings.config
+    gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=RemoteBudget(budget, owner),
+                    batch_releases=True)
+    sender, stop = ProgressSender(queue), StopLine()
     try:
-        tally = run_tasks([here], Services(gate, sender))
+        tally = run_tasks([dataclasses.replace(task, out=folder) for task in tasks], Services(gate, sender, stop))
     except InputError as error:
         sender.flush()
-        return ("input", token, error.message, error.where)
+        return ("input", token, error.message, error.where, tasks[0].shard_index if stop.value is None else stop.value)
     finally:
-        remote_budget.close()  # the worker process runs more attempts: leave no thread behind
+        gate.close()  # the worker process runs more attempts: leave no thread behind
     sender.flush()
     return ("done", token, tally, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, node)
 

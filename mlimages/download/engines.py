@@ -9,7 +9,7 @@ keeps the run's one progress bar (fed by the workers' batches), merges their cou
 report, and shows their log records through its own handlers.
 
 A cluster engine is the same loop with a different way to start `task.run_tasks` / `download_shard`
-(e.g. one remote task per shard) and the coordinator reachable over the network.
+(e.g. one remote task per few shards) and the coordinator reachable over the network.
 
 One process (`processes: 1`, or a single task) runs in the calling process, with no coordinator.
 """
@@ -154,6 +154,7 @@ def work_in_process(tasks: list[ShardTask], budget, events, stop, parent_pid: in
     gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=budget, batch_releases=True)
     try:
         tally = run_tasks(tasks, Services(gate, sender, StopLine(stop)))
+        gate.close()
         sender.flush()
         events.put(("done", os.getpid(), tally))
     except InputError as error:

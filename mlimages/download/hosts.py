@@ -144,6 +144,44 @@ class Ticket:
     released: bool = False
 
 
+class BatchedReleases:
+    """Host slots given back to a budget in another process from a thread of their own, in batches.
+
+    With the budget behind a round trip (the coordinator, the cluster's actor), a fetch worker need
+    not wait for it to give a slot back: the slot is held a few milliseconds longer, never shorter,
+    and one call carries every release queued meanwhile. `close` sends what is queued and ends the
+    thread: a process that runs many gates one after the other (a Ray worker, an attempt after
+    another) would otherwise keep a thread, and what it holds, per gate.
+    """
+
+    def __init__(self, release_many):
+        self._release_many = release_many
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._send, name="slot-releases", daemon=True)
+        self._thread.start()
+
+    def put(self, ticket: int, signal: str) -> None:
+        self._queue.put((ticket, signal))
+
+    def _send(self) -> None:
+        closing = False
+        while not closing:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            closing = None in batch
+            batch = [release for release in batch if release is not None]
+            if batch:
+                self._release_many(batch)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
 class HostGate:
     """The slots a process's workers take: a host's (from the run's `HostBudget`) and the process's.
 
@@ -151,9 +189,8 @@ class HostGate:
         per_host: the most requests in flight to one host (fixed) when no `budget` is given.
         total: the most requests in flight from this process over all hosts; None for no cap.
         budget: the run's budget (shared across processes through the coordinator).
-        batch_releases: give host slots back from a background thread, in batches: with the budget in
-            another process, a release is a round trip the worker need not wait for (the slot is
-            held a few milliseconds longer, never shorter).
+        batch_releases: give host slots back in batches (`BatchedReleases`), for a budget in
+            another process; call `close` when done.
     """
 
     def __init__(self, per_host: int, total: int | None = None, budget: HostBudget | None = None,
@@ -163,10 +200,7 @@ class HostGate:
         self._condition = threading.Condition()
         self._active_total = 0
         self._owner = os.getpid()
-        self._releases: queue.SimpleQueue | None = None
-        if batch_releases:
-            self._releases = queue.SimpleQueue()
-            threading.Thread(target=self._send_releases, name="download-releases", daemon=True).start()
+        self._releases = BatchedReleases(self.budget.release_many) if batch_releases else None
 
     def acquire(self, host: str, max_pause_s: float = math.inf) -> Ticket:
         """Take a slot of `host`, then one of the process's cap.
@@ -193,19 +227,14 @@ class HostGate:
             self._active_total -= 1
             self._condition.notify()
         if self._releases is not None:
-            self._releases.put((ticket.number, signal))
+            self._releases.put(ticket.number, signal)
         else:
             self.budget.release(ticket.number, signal)
 
-    def _send_releases(self) -> None:
-        while True:
-            batch = [self._releases.get()]
-            while True:
-                try:
-                    batch.append(self._releases.get_nowait())
-                except queue.Empty:
-                    break
-            self.budget.release_many(batch)
+    def close(self) -> None:
+        """Give back the slots still queued (with `batch_releases`)."""
+        if self._releases is not None:
+            self._releases.close()
 
     @contextlib.contextmanager
     def slot(self, host: str, max_pause_s: float = math.inf) -> Iterator[Ticket]:

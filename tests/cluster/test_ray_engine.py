@@ -20,55 +20,17 @@ from mlimages.download import download
 from mlimages.download.tarstream import scan_samples
 from tests.download.fault_server import FAST, Outcome, make_jpeg
 from tests.cluster.conftest import WORKER_CPUS
+from tests.cluster.lists import (
+    count_samples, digest, fault_list, fault_routes, keeping_bar, records_of, run, write_list,
+)
 from tests.factories import params_config, write_params
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = params_config("cluster", ClusterConfig, engine="ray", address="")
+ONE_SHARD, TWO_SHARDS = (dataclasses.replace(RAY, shards_per_task=n) for n in (1, 2))  # more tasks than CPUs
 LOCAL = params_config("cluster", ClusterConfig)
-
-
-def fault_routes(server) -> None:
-    """Faults by path: 404, 500 then 200, 429 (Retry-After 0) then 200, a web page, and a slow image."""
-    server.routes["/missing/"] = lambda h, n: h.send_body(404, b"", "text/plain")
-    server.routes["/flaky/"] = lambda h, n: (h.send_body(500, b"", "text/plain") if n == 1
-                                             else h.send_body(200, make_jpeg(7)))
-    server.routes["/throttled/"] = lambda h, n: (h.send_body(429, b"", "text/plain", {"Retry-After": "0"}) if n == 1
-                                                 else h.send_body(200, make_jpeg(8)))
-    server.routes["/page/"] = lambda h, n: h.send_body(200, b"<html>removed</html>", "text/html")
-    server.routes["/slow/"] = lambda h, n: (time.sleep(0.03), h.send_body(200, make_jpeg(int(h.path[6:-4]))))
-
-
-def fault_list(server, count: int) -> list[str]:
-    """`count` lines: images, with every kind of fault and a repeated URL sprinkled through."""
-    kinds = ["missing", "flaky", "throttled", "page"]
-    sources = [server.url(f"/{kinds[i // 7 % 4]}/{i}.jpg" if i % 7 == 3 else f"/ok/{i}.jpg") for i in range(count)]
-    sources[20] = sources[2]  # the same shard: line 21 repeats line 3
-    return sources
-
-
-def write_list(folder: Path, sources: list[str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "list.tsv"
-    path.write_text("".join(f"{s}\t{i % 5}:1\t9:0.5\n" for i, s in enumerate(sources)), encoding="utf-8")
-    return path
-
-
-def run(folder: Path, sources: list[str], engine, **overrides) -> Outcome:
-    config = dataclasses.replace(FAST, **overrides)
-    report = download(write_list(folder, sources), folder / "images", folder / "report.json", config, engine=engine)
-    return Outcome(folder / "images", report)
-
-
-def digest(outcome: Outcome) -> dict[int, tuple]:
-    """Per line: status and, when stored, the image's sha256."""
-    return {line: (record["status"], outcome.samples.get(line, {}).get("sha256"))
-            for line, record in outcome.statuses.items()}
-
-
-def records_of(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_server, tmp_path, hierarchy_file):
@@ -88,9 +50,9 @@ def test_ray_download_and_records_match_the_local_engine(ray_cluster, image_serv
     assert {k: v for k, v in on_ray.report.items() if k != "run"} == {k: v for k, v in local.report.items()
                                                                        if k != "run"}
     assert not (tmp_path / "ray" / "images" / ".attempts").exists()
-    ran = on_ray.report["run"]  # what ran, not the local process count
-    assert (ran["engine"], ran["nodes"], ran["attempts"], ran["retries"]) == ("ray", 2, 12, 0)
-    assert 2 <= ran["processes"] <= 12
+    ran = on_ray.report["run"]  # what ran, not the local process count: 12 shards, 4 per task, 2 CPUs per node
+    assert (ran["engine"], ran["nodes"], ran["attempts"], ran["retries"]) == ("ray", 2, 3, 0)
+    assert 2 <= ran["processes"] <= 3
     assert local.report["run"]["processes"] == 2 and "nodes" not in local.report["run"]
 
     config = params_config("records", RecordsConfig, min_shards=3)
@@ -110,7 +72,7 @@ def test_attempts_leave_no_thread_behind_in_the_worker_processes(ray_cluster, im
 
     fault_routes(image_server)
     sources = [image_server.url(f"/ok/{i}.jpg") for i in range(2000, 2120)]
-    on_ray = run(tmp_path / "ray", sources, download_engine(RAY), samples_per_shard=10)
+    on_ray = run(tmp_path / "ray", sources, download_engine(ONE_SHARD), samples_per_shard=10)
     assert on_ray.report["run"]["attempts"] == 12
 
     def threads(hold_s: float) -> tuple[bool, list[str]]:  # a closure: sent by value
@@ -144,27 +106,32 @@ def test_the_stage_scripts_run_on_ray_from_the_params(ray_cluster, image_server,
 
 
 def test_a_bad_line_stops_the_ray_run_with_the_local_engines_error(ray_cluster, image_server, tmp_path):
-    """Line 33 has a label that is not a class number: the same one-line error as locally, and the
-    first shard is finished."""
+    """Line 33 (shard 3, in the first Ray task's shards 0-3) has a label that is not a class number: the same
+    one-line error as locally, no shard after it committed; with the line fixed, the rerun fetches nothing
+    that was stored (the attempt's folder is kept for it)."""
     from mlimages.errors import InputError
 
-    errors = {}
-    for name, engine in (("local", download_engine(LOCAL)), ("ray", download_engine(RAY))):
-        folder = tmp_path / name
-        list_path = write_list(folder, [image_server.url(f"/ok/{i}.jpg") for i in range(60)])
-        lines = list_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    errors, config = {}, dataclasses.replace(FAST, samples_per_shard=10)
+    for offset, (name, engine) in enumerate((("local", download_engine(LOCAL)), ("ray", download_engine(RAY)))):
+        folder, paths = tmp_path / name, [f"/ok/{9000 + 100 * offset + i}.jpg" for i in range(60)]
+        list_path = write_list(folder, [image_server.url(path) for path in paths])
+        good = list_path.read_text(encoding="utf-8")
+        lines = good.splitlines(keepends=True)
         lines[32] = lines[32].split("\t")[0] + "\tcat:1\n"
         list_path.write_text("".join(lines), encoding="utf-8")
         with pytest.raises(InputError) as error:
-            download(list_path, folder / "images", folder / "report.json",
-                     dataclasses.replace(FAST, samples_per_shard=10), engine=engine)
+            download(list_path, folder / "images", folder / "report.json", config, engine=engine)
         errors[name] = (error.value.message, error.value.where.replace(str(folder), "FOLDER"))
-        assert (folder / "images" / "00000.tar").exists()
+        assert (folder / "images" / "00000.tar").exists() and not (folder / "images" / "00003.tar").exists()
+        list_path.write_text(good, encoding="utf-8")
+        download(list_path, folder / "images", folder / "report.json", config, engine=engine)
+        assert set(Outcome(folder / "images", {}).samples) == set(range(1, 61))
+        assert max(image_server.hits[path] for path in paths) == 1
     assert errors["ray"] == errors["local"] and "33" in errors["ray"][1]
 
 
 def test_cluster_wide_cap_on_one_host(ray_cluster, image_server, tmp_path, caplog):
-    """Four shard tasks on two nodes, four fetch workers each, one host with a fixed cap of 3."""
+    """Four tasks on two nodes, four fetch workers each, one host with a fixed cap of 3."""
     server = image_server
     lock, state = threading.Lock(), {"now": 0, "most": 0}
 
@@ -179,7 +146,7 @@ def test_cluster_wide_cap_on_one_host(ray_cluster, image_server, tmp_path, caplo
 
     server.routes["/c/"] = counted
     caplog.set_level(logging.INFO, logger="mlimages.cluster")
-    outcome = run(tmp_path, [server.url(f"/c/{i}.jpg") for i in range(120)], download_engine(RAY),
+    outcome = run(tmp_path, [server.url(f"/c/{i}.jpg") for i in range(120)], download_engine(TWO_SHARDS),
                   samples_per_shard=15, concurrency=4, per_host_concurrency=3, per_host_concurrency_min=3,
                   per_host_concurrency_max=3)
     assert outcome.report["stored"] == 120
@@ -203,21 +170,12 @@ def test_a_503_pauses_the_host_on_every_node(ray_cluster, image_server, tmp_path
 
     server.routes["/p/"] = route
     caplog.set_level(logging.INFO, logger="mlimages.cluster")
-    outcome = run(tmp_path, [server.url(f"/p/{i}.jpg") for i in range(160)], download_engine(RAY),
+    outcome = run(tmp_path, [server.url(f"/p/{i}.jpg") for i in range(160)], download_engine(TWO_SHARDS),
                   samples_per_shard=20, concurrency=3, max_retry_after_s=5.0)
     assert outcome.report["stored"] == 160 and refused
     paused = [t - refused[0] for t in arrivals if 0.5 < t - refused[0] < 1.9]
     assert paused == []
     assert "on 2 nodes" in caplog.text
-
-
-def keeping_bar(engine, bars: list):
-    """`engine`, keeping the run's progress bar in `bars` to read afterwards."""
-    def run_keeping(tasks, progress):
-        bars.append(progress)
-        return engine(tasks, progress)
-
-    return run_keeping
 
 
 def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, caplog):
@@ -237,14 +195,15 @@ def test_a_worker_node_lost_mid_download(ray_cluster, image_server, tmp_path, ca
     caplog.set_level(logging.WARNING, logger="mlimages.cluster")
     bars = []
     try:
-        outcome = run(tmp_path, sources, keeping_bar(download_engine(RAY), bars), samples_per_shard=40, concurrency=1)
+        outcome = run(tmp_path, sources, keeping_bar(download_engine(TWO_SHARDS), bars), samples_per_shard=40,
+                      concurrency=1)
     finally:
         killer.join(timeout=60)
         ray_cluster.add_node(num_cpus=2, object_store_memory=80 * 2**20)  # the next module finds two workers
     assert "lost" in caplog.text  # an attempt was retried on the other node
     assert bars[0].bar.n == 320  # the retries' lines counted once on the bar, as in the report
     ran = outcome.report["run"]
-    assert ran["retries"] >= 1 and ran["attempts"] == 8 + ran["retries"] and ran["nodes"] == 2
+    assert ran["retries"] >= 1 and ran["attempts"] == 4 + ran["retries"] and ran["nodes"] == 2
     assert sorted(outcome.statuses) == list(range(1, 321))
     reachable = {i + 1 for i in range(320) if i % 9}
     assert set(outcome.samples) == reachable  # Outcome refuses a sample stored twice
@@ -297,10 +256,3 @@ def test_a_rerun_after_the_whole_cluster_stopped_resumes_per_sample(image_server
     assert not (out / ".attempts").exists()
 
 
-def count_samples(out: Path) -> int:
-    """Samples in the committed shards and in the attempts' archives (complete or partial)."""
-    total = 0
-    for path in [*out.glob("*.tar"), *out.glob(".attempts/*/*.tar"), *out.glob(".attempts/*/*.tar.partial")]:
-        with path.open("rb") as handle:
-            total += len(scan_samples(handle)[0])
-    return total

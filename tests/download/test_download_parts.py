@@ -18,7 +18,7 @@ import yaml
 from mlimages.config import load_params
 from mlimages.download import DownloadConfig
 from mlimages.download.fetch import parse_retry_after_s
-from mlimages.download.hosts import HostGate, HostPaused
+from mlimages.download.hosts import HostBudget, HostGate, HostPaused
 from mlimages.download.progress import Progress
 from mlimages.download.listfile import count_lines, count_wanted_lines
 from mlimages.download.sources import make_key
@@ -219,6 +219,25 @@ def test_budget_tickets_release_once_and_a_dead_processes_slots_come_back():
     fourth, *_ = budget.acquire("h", owner=3)  # would wait forever if `second` had leaked
     assert budget.acquire("h", owner=2) == (None, 0.0, False)  # and the dead process gets no new slot
     assert len({first, second, third, fourth}) == 4
+
+
+def test_batched_releases_reach_the_budget_and_close_ends_their_thread():
+    """A gate whose budget is behind a round trip: every slot comes back, in batches, by the time
+    `close` returns, and its thread is gone (a Ray worker runs one gate per attempt)."""
+    budget, batches = HostBudget(2, 2, 2), []
+
+    def release_many(releases):
+        batches.append(len(releases))
+        time.sleep(0.01)  # the round trip: releases queue up meanwhile
+        HostBudget.release_many(budget, releases)
+
+    budget.release_many = release_many
+    gate = HostGate(2, budget=budget, batch_releases=True)
+    for _ in range(20):
+        gate.release(gate.acquire("h"))
+    gate.close()
+    assert sum(batches) == 20 and budget.acquire("h", give_up_s=0)[0] is not None
+    assert not [t for t in threading.enumerate() if t.name == "slot-releases"]
 
 
 def test_adaptive_cap_ignores_a_few_silent_urls_but_halves_on_throttling():
