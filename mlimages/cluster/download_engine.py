@@ -26,6 +26,7 @@ the rerun.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import shutil
 import time
@@ -187,6 +188,8 @@ def run_ray(tasks: list[ShardTask], progress, cluster: ClusterConfig) -> Tally:
     if not tasks:
         return Tally()
     connect(cluster.address)
+    given = tasks[0]  # a worker runs where its node's `ray start` ran, not in the driver's folder: paths go absolute
+    tasks = [dataclasses.replace(task, list_path=task.list_path.absolute(), out=task.out.absolute()) for task in tasks]
     run = RayRun(tasks, cluster, progress)
     try:
         drive(run)
@@ -197,7 +200,8 @@ def run_ray(tasks: list[ShardTask], progress, cluster: ClusterConfig) -> Tally:
              run.committed, len(run.progress.nodes), run.peak_rss_kb / 1024)
     if run.input_errors:
         _, message, where = min(run.input_errors)
-        raise InputError(message, where)
+        raise InputError(message, where.replace(str(tasks[0].out), str(given.out)).replace(
+            str(tasks[0].list_path), str(given.list_path)))
     if run.lost:
         raise WorkerDied("; ".join(run.lost) + "; rerun the same command to resume these shards")
     remove_attempts_folder(tasks[0].out)

@@ -105,6 +105,16 @@ def test_the_stage_scripts_run_on_ray_from_the_params(ray_cluster, image_server,
     assert '"written": 40' in (tmp_path / "r.json").read_text(encoding="utf-8")
 
 
+def test_relative_paths_reach_workers_that_run_elsewhere(ray_cluster, image_server, tmp_path, monkeypatch):
+    """A DVC stage names its files relative to the repository; a worker runs in the folder its node was
+    started in (here the suite's), not the driver's: the shards still land in the driver's folder."""
+    write_list(tmp_path, [image_server.url(f"/ok/{i}.jpg") for i in range(9400, 9420)])
+    monkeypatch.chdir(tmp_path)
+    report = download(Path("list.tsv"), Path("images"), Path("report.json"),
+                      dataclasses.replace(FAST, samples_per_shard=10), engine=download_engine(RAY))
+    assert report["stored"] == 20 and set(Outcome(tmp_path / "images", {}).samples) == set(range(1, 21))
+
+
 def test_a_bad_line_stops_the_ray_run_with_the_local_engines_error(ray_cluster, image_server, tmp_path):
     """Line 33 (shard 3, in the first Ray task's shards 0-3) has a label that is not a class number: the same
     one-line error as locally, no shard after it committed; with the line fixed, the rerun fetches nothing
