@@ -33,8 +33,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.cluster_cpu import tree_cpu_s  # noqa: E402
 from benchmarks.cluster_memory import (  # noqa: E402
-    children_of, layer_rows, local_worker_layer, ray_node_peak_mb, ray_worker_layers,
+    layer_rows, local_worker_layer, local_workers_peak_mb, ray_node_peak_mb, ray_worker_layers, ray_worker_peak_mb,
 )
 from benchmarks.download_mixes import latency_bound_s, make_mix, make_photos, repo_download_config  # noqa: E402
 from benchmarks.download_scale import (  # noqa: E402
@@ -53,22 +54,6 @@ def download_config(count: int):
         repo_download_config(), concurrency=CONCURRENCY, processes=2, deadline_s=BENCH_DEADLINE_S,
         read_timeout_s=BENCH_DEADLINE_S, max_attempts=BENCH_ATTEMPTS, backoff_base_s=BENCH_BACKOFF_S,
         samples_per_shard=max(10, count // 8), min_side=1)
-
-
-def vm_hwm_mb(pid: int) -> float:
-    try:
-        for text in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if text.startswith("VmHWM:"):
-                return int(text.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def ray_worker_peak_mb(cluster) -> float:
-    """The largest VmHWM among the worker processes of this cluster's worker nodes (children of their raylets)."""
-    raylets = {node.all_processes["raylet"][0].process.pid for node in cluster.worker_nodes}
-    return max((vm_hwm_mb(pid) for pid in children_of(raylets)), default=0.0)
 
 
 def start_cluster():
@@ -106,22 +91,17 @@ def child(args: argparse.Namespace) -> dict:
     return result
 
 
-def local_workers_peak_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 def child_download(args: argparse.Namespace, engines) -> dict:
     from mlimages.cluster.engines import download_engine
     from mlimages.download import download
 
     config, out, runs = download_config(args.count), Path(args.out), []
     for number in range(2):
-        started = time.monotonic()
+        started, cpu = time.monotonic(), tree_cpu_s()
         report = download(Path(args.list), out / f"dl{number}", out / f"dl{number}.json", config,
                           engine=download_engine(engines))
-        runs.append({"wall_s": time.monotonic() - started, "stored": report["stored"], "lines": report["lines"]})
+        runs.append({"wall_s": time.monotonic() - started, "cpu_s": tree_cpu_s() - cpu, "stored": report["stored"],
+                     "lines": report["lines"]})
     return {"downloads": runs}
 
 
@@ -134,9 +114,10 @@ def child_records(args: argparse.Namespace, engines) -> dict:
     out = Path(args.out) / "records"
     params = load_params("records", RecordsConfig, REPO / "params.yaml")
     config = dataclasses.replace(params, num_workers=2, min_shards=2)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), tree_cpu_s()
     report = build_ml_images(Path(args.images), Path(args.hierarchy), out, config, mapper=records_mapper(engines))
-    return {"records_s": time.monotonic() - started, "records_written": report["written"],
+    return {"records_s": time.monotonic() - started, "records_cpu_s": tree_cpu_s() - cpu,
+            "records_written": report["written"],
             "records_driver_mb": peak_rss_mb(), "records_digest": digest_folder(out)}
 
 
@@ -213,6 +194,9 @@ def best(runs: list[dict]) -> dict:
     first = runs[0]
     return {"cold_s": min(r["downloads"][0]["wall_s"] for r in runs),
             "warm_s": min(r["downloads"][1]["wall_s"] for r in runs),
+            "cold_cpu_s": min(r["downloads"][0]["cpu_s"] for r in runs),
+            "warm_cpu_s": min(r["downloads"][1]["cpu_s"] for r in runs),
+            "records_cpu_s": min(r["records_cpu_s"] for r in runs),
             "stored": first["downloads"][1]["stored"], "lines": first["downloads"][1]["lines"],
             "records_s": min(r["records_s"] for r in runs), "written": first["records_written"],
             "digests": {r["records_digest"] for r in runs},
@@ -229,8 +213,9 @@ def render(setup: dict, local: dict, ray: dict) -> str:
     for label, key in (("download, first run (worker start-up included)", "cold_s"),
                        ("download, second run (steady state)", "warm_s"), ("records build", "records_s")):
         unit = local["written"] if key == "records_s" else local["stored"]
+        cpu = key.replace("_s", "_cpu_s")
         rows.append([label, f"{local[key]:.1f}", f"{ray[key]:.1f}", f"{unit / local[key]:.1f}",
-                     f"{unit / ray[key]:.1f}", f"{ray[key] / local[key]:.2f}"])
+                     f"{unit / ray[key]:.1f}", f"{ray[key] / local[key]:.2f}", f"{local[cpu]:.1f}", f"{ray[cpu]:.1f}"])
     memory = [["download", f"{local['driver_mb']:.0f}", f"{local['workers_mb']:.0f}", f"{ray['driver_mb']:.0f}",
                f"{ray['workers_mb']:.0f}"],
               ["records build", f"{local['records_driver_mb']:.0f}", "-", f"{ray['records_driver_mb']:.0f}",
@@ -247,7 +232,11 @@ worker nodes ({setup['records_chunk']} images per task).
 Best of {setup['repeats']}, contenders alternating. **This machine is shared with other work**: load
 average (1, 5, 15 min) {load}; its 2 cores also run the loopback server, the raylets and the drivers.
 
-{markdown_table(["run", "local s", "Ray s", "local per s", "Ray per s", "Ray / local time"], rows)}
+{markdown_table(["run", "local s", "Ray s", "local per s", "Ray per s", "Ray / local time", "local CPU s",
+                 "Ray CPU s"], rows)}
+
+CPU s: user + system seconds of the contender's process and every process below it (`cluster_cpu`; Ray: the test
+cluster's daemons, workers and actors), least over the repeats.
 
 Peak memory (VmHWM, MB):
 
