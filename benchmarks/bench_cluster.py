@@ -208,7 +208,7 @@ def best(runs: list[dict]) -> dict:
             "bytes_per_image": first["bytes_per_image"], "bytes_per_record": first["bytes_per_record"]}
 
 
-def render(setup: dict, local: dict, ray: dict) -> str:
+def time_rows(local: dict, ray: dict) -> list[list[str]]:
     rows = []
     for label, key in (("download, first run (worker start-up included)", "cold_s"),
                        ("download, second run (steady state)", "warm_s"), ("records build", "records_s")):
@@ -216,6 +216,11 @@ def render(setup: dict, local: dict, ray: dict) -> str:
         cpu = key.replace("_s", "_cpu_s")
         rows.append([label, f"{local[key]:.1f}", f"{ray[key]:.1f}", f"{unit / local[key]:.1f}",
                      f"{unit / ray[key]:.1f}", f"{ray[key] / local[key]:.2f}", f"{local[cpu]:.1f}", f"{ray[cpu]:.1f}"])
+    return rows
+
+
+def render(setup: dict, local: dict, ray: dict) -> str:
+    rows = time_rows(local, ray)
     memory = [["download", f"{local['driver_mb']:.0f}", f"{local['workers_mb']:.0f}", f"{ray['driver_mb']:.0f}",
                f"{ray['workers_mb']:.0f}"],
               ["records build", f"{local['records_driver_mb']:.0f}", "-", f"{ray['records_driver_mb']:.0f}",
