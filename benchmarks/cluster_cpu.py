@@ -11,6 +11,7 @@ difference in time comes from.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from benchmarks.cluster_nodes import descendants
 
@@ -22,7 +23,7 @@ def tree_cpu_s(root: int | None = None) -> float:
     total = 0
     for pid in descendants({root or os.getpid()}):
         try:
-            stat = open(f"/proc/{pid}/stat").read()
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:  # ended since it was listed: its parent's reaped-children times hold it
             continue
         fields = stat[stat.rindex(")") + 2:].split()

@@ -117,20 +117,10 @@ def mb(layer: dict) -> str:
     return f"{layer['VmRSS']:.0f} ({layer['RssAnon']:.0f} + {layer['RssFile']:.0f})"
 
 
-def vm_hwm_mb(pid: int) -> float:
-    try:
-        for text in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if text.startswith("VmHWM:"):
-                return int(text.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def ray_worker_peak_mb(cluster) -> float:
     """The largest VmHWM among the worker processes of this cluster's worker nodes (children of their raylets)."""
     raylets = {node.all_processes["raylet"][0].process.pid for node in cluster.worker_nodes}
-    return max((vm_hwm_mb(pid) for pid in children_of(raylets)), default=0.0)
+    return max((status_mb(pid).get("VmHWM", 0.0) for pid in children_of(raylets)), default=0.0)
 
 
 def local_workers_peak_mb() -> float:
