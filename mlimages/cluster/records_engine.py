@@ -6,12 +6,14 @@ byte-identical guarantee therefore needs one writer consuming results in input o
 what `build.write_split` already does; only its map step moves. `ray_map_ordered` cuts the ordered
 sample stream into chunks of `records_chunk` images, runs `function` over each chunk as a Ray task
 on whichever node, and yields the results in input order: the assignment of images to chunks and of
-records to shards is a function of the inputs alone, never of which worker ran what. Transcoding
-(decode, resize, encode) is nearly all of the build's CPU time; the driver reads the image shards
-and appends records, which is I/O.
+records to shards is a function of the inputs alone, never of which worker ran what. A sample names
+where its image lies on the shared file system (`image_shards.StoredImage`), and the task reads it
+there: reading, checking and transcoding are nearly all of the build's CPU time, and the images
+never pass through the driver or Ray's object stores. The driver reads the samples' metadata and
+appends the records, which is I/O.
 
 At most `tasks_in_flight` chunks are out at once (one per cluster CPU by default), so the driver
-holds that many chunks of images and results, whatever the split's size. A chunk whose worker or
+holds that many chunks of samples and results, whatever the split's size. A chunk whose worker or
 node is lost is rerun by Ray (`max_retries`): transcoding is a pure function, so a rerun returns
 the same bytes. With no live node that can run a chunk for `node_wait_s` (`node_watch`), the build
 stops with `ClusterLost` instead of waiting for ever.
@@ -29,6 +31,7 @@ from mlimages.cluster.config import ClusterConfig
 from mlimages.cluster.connect import WORKER_ENV, connect
 from mlimages.cluster.mappers import ClusterLost
 from mlimages.cluster.node_watch import NodeWatch
+from mlimages.errors import InputError
 
 POLL_S = 0.5
 
@@ -60,12 +63,21 @@ def _take(pending: collections.deque, watch: NodeWatch) -> Iterator[tuple]:
     chunk, ref = pending[0]
     while not ray.wait([ref], timeout=POLL_S)[0]:
         if watch.check():
-            for _, waiting in pending:
-                ray.cancel(waiting, force=True)
+            _cancel(pending)
             raise ClusterLost(f"{watch.describe()}: the split was not written; rerun the same command once a "
                               "node is back")
     pending.popleft()
-    yield from zip(chunk, ray.get(ref))
+    try:
+        results = ray.get(ref)
+    except ray.exceptions.RayTaskError as error:  # an image the task could not read: the local engine's error
+        _cancel(pending)
+        raise error.cause if isinstance(error.cause, InputError) else error
+    yield from zip(chunk, results)
+
+
+def _cancel(pending: collections.deque) -> None:
+    for _, waiting in pending:
+        ray.cancel(waiting, force=True)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -1,12 +1,12 @@
 """Build one split folder of TFRecords from images: re-encode, label, shard, report.
 
 Used by both builders (`build_ml_images` here for the downloader's shards, and
-`mlimages.records.imagenet`). Images are decoded, shrunk and re-encoded by a small thread pool (`ordered_map`):
-Pillow releases the GIL while it decodes, resizes and encodes, so threads keep every core busy
-without copying images between processes. Results are consumed in input order, so the shards
-are byte-identical for the same inputs and params whatever the number of workers. A sample that
-is not a usable image is skipped, counted by reason and named in the report; it never stops the
-build.
+`mlimages.records.imagenet`). Images are read, checked, decoded, shrunk and re-encoded by a small
+thread pool (`ordered_map`): Pillow releases the GIL while it decodes, resizes and encodes, so
+threads keep every core busy without copying images between processes. Results are consumed in
+input order, so the shards are byte-identical for the same inputs and params whatever the number
+of workers. A sample that is not a usable image is skipped, counted by reason and named in the
+report; it never stops the build.
 """
 
 from __future__ import annotations

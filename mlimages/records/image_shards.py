@@ -4,12 +4,15 @@ Each stored sample is two tar members, ``<key>.jpg`` then ``<key>.json`` (the co
 `mlimages.records.image_shard_format`). Samples are stored in download
 order, which varies from run to run, so every shard is indexed first (member offsets, sorted by
 ``line``, kept as a small integer array) and the shards are then merged by ``line``. Output order
-therefore depends only on the list, and the image bytes are read one sample at a time.
+therefore depends only on the list.
+
+A sample carries where its image lies (`StoredImage`), not the bytes: whoever transcodes it reads
+them, a thread here or a Ray task on another node through the shared file system, so the ordered
+stream of samples stays small and no image is copied between machines.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 import tarfile
@@ -27,13 +30,29 @@ LINE, JPG_OFFSET, JPG_SIZE, JSON_OFFSET, JSON_SIZE = range(5)
 
 
 @dataclass(frozen=True)
+class StoredImage:
+    """Where one image's bytes lie: `size` bytes at `offset` of the file at `path` (absolute, so that
+    a worker running in another folder finds it), and the sha256 they must have (empty: unchecked)."""
+
+    path: str
+    offset: int = 0
+    size: int = -1  # -1: to the end of the file
+    sha256: str = ""
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            return handle.read(self.size)
+
+
+@dataclass(frozen=True)
 class ImageSample:
     """One stored image and its labels; `where` (``00003.tar:<key>``) names it in reports."""
 
     where: str
     line: int
     source: str
-    data: bytes
+    image: StoredImage
     labels: tuple[int, ...]
     confidences: tuple[float, ...]
     key: str = ""  # the downloader's storage key (empty for images read from a folder)
@@ -105,9 +124,10 @@ def _read_lines(tar: tarfile.TarFile, name: str, members: dict) -> tuple[dict[st
 def iter_samples(shards: list[Path], indexes: list[np.ndarray], num_classes: int) -> Iterator[ImageSample | BadSample]:
     """Samples of all shards merged by line; `indexes[i]` is `index_shard(shards[i])[0]`.
 
-    A sample whose bytes do not match its sha256 or whose labels are malformed comes out as a
-    `BadSample`; a label outside ``[0, num_classes)`` is an `InputError` (wrong hierarchy file).
+    Only the metadata is read here. A sample whose labels are malformed comes out as a `BadSample`;
+    a label outside ``[0, num_classes)`` is an `InputError` (wrong hierarchy file).
     """
+    paths = [str(shard.absolute()) for shard in shards]
     streams = [_keys(number, index) for number, index in enumerate(indexes)]
     handle, open_number = None, -1
     try:
@@ -116,7 +136,7 @@ def iter_samples(shards: list[Path], indexes: list[np.ndarray], num_classes: int
                 if handle is not None:
                     handle.close()
                 handle, open_number = shards[number].open("rb"), number
-            yield _read_sample(handle, shards[number].name, indexes[number][position], num_classes)
+            yield _read_sample(handle, paths[number], indexes[number][position], num_classes)
     finally:
         if handle is not None:
             handle.close()
@@ -128,14 +148,11 @@ def _keys(number: int, index: np.ndarray) -> Iterator[tuple[int, int, int]]:
         yield line, number, position
 
 
-def _read_sample(handle, name: str, row: np.ndarray, num_classes: int) -> ImageSample | BadSample:
+def _read_sample(handle, path: str, row: np.ndarray, num_classes: int) -> ImageSample | BadSample:
     handle.seek(int(row[JSON_OFFSET]))
     meta = json.loads(handle.read(int(row[JSON_SIZE])).decode("utf-8"))
-    handle.seek(int(row[JPG_OFFSET]))
-    data = handle.read(int(row[JPG_SIZE]))
+    name = Path(path).name
     where, line, source = f"{name}:{meta.get('key', '?')}", int(row[LINE]), str(meta.get("source", ""))
-    if meta.get("sha256") and hashlib.sha256(data).hexdigest() != meta["sha256"]:
-        return BadSample(where, "sha256_mismatch", "stored bytes differ from their sha256", line, source)
     try:
         labels = tuple(int(v) for v in meta["labels"])
         confidences = tuple(float(v) for v in meta.get("confidences", [1.0] * len(labels)))
@@ -147,4 +164,5 @@ def _read_sample(handle, name: str, row: np.ndarray, num_classes: int) -> ImageS
     if outside:
         raise InputError(f"label {outside[0]} outside the hierarchy's {num_classes} classes "
                          f"(is --hierarchy the file the lists were made with?)", f"{name}:{meta.get('key')}")
-    return ImageSample(where, line, source, data, labels, confidences, str(meta.get("key", "")))
+    image = StoredImage(path, int(row[JPG_OFFSET]), int(row[JPG_SIZE]), str(meta.get("sha256") or ""))
+    return ImageSample(where, line, source, image, labels, confidences, str(meta.get("key", "")))

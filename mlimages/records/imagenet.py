@@ -8,7 +8,7 @@ from pathlib import Path
 from mlimages.errors import InputError
 from mlimages.records.build import write_split
 from mlimages.records.config import RecordsConfig
-from mlimages.records.image_shards import ImageSample
+from mlimages.records.image_shards import ImageSample, StoredImage
 from mlimages.records.imagenet_layout import list_classes, list_foldered, list_val, load_imagenet_dictionary
 from mlimages.records.index import CLASSES_FILE, write_classes
 
@@ -32,15 +32,16 @@ def build_imagenet(root, dictionary, out, config: RecordsConfig) -> dict:
     random.Random(config.shuffle_seed).shuffle(train)
     report = {"root": str(root), "classes": len(wnids)}
     for split, pairs in (("train", train), ("val", val)):
-        samples = (read_sample(root, path, label, line) for line, (path, label) in enumerate(pairs, start=1))
+        samples = (image_sample(root, path, label, line) for line, (path, label) in enumerate(pairs, start=1))
         report[split] = write_split(samples, out / split, config, "single", len(wnids), len(pairs))
     write_classes(out / CLASSES_FILE, [(i, wnid, name) for i, (wnid, name) in enumerate(zip(wnids, names))])
     return report
 
 
-def read_sample(root: Path, path: Path, label: int, line: int) -> ImageSample:
-    """One image file as a sample; its source is the ImageNet id (``n01440764/x.JPEG``)."""
+def image_sample(root: Path, path: Path, label: int, line: int) -> ImageSample:
+    """One image file as a sample, read by whoever transcodes it; its source is the ImageNet id
+    (``n01440764/x.JPEG``)."""
     relative = path.relative_to(root).as_posix()
     source = relative.split("/", 1)[1]
-    return ImageSample(where=relative, line=line, source=source, data=path.read_bytes(), labels=(label,),
-                       confidences=(1.0,))
+    return ImageSample(where=relative, line=line, source=source, image=StoredImage(str(path.absolute())),
+                       labels=(label,), confidences=(1.0,))

@@ -1,4 +1,4 @@
-"""Transcoding one image for the records: decode, orient, shrink, re-encode.
+"""Transcoding one image for the records: read, check, decode, orient, shrink, re-encode.
 
 Kept apart from the record writer so that a worker that only transcodes (a Ray task of the records
 build) imports Pillow and numpy, not TensorFlow.
@@ -6,8 +6,10 @@ build) imports Pillow and numpy, not TensorFlow.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
+from mlimages.errors import InputError
 from mlimages.images import ImageError, encode_jpeg, load_rgb
 from mlimages.records.config import RecordsConfig
 from mlimages.records.image_shards import BadSample, ImageSample
@@ -37,5 +39,19 @@ def transcode(data: bytes, config: RecordsConfig) -> Transcoded | ImageError:
 
 
 def transcode_sample(sample: ImageSample | BadSample, config: RecordsConfig) -> Transcoded | ImageError | BadSample:
-    """`transcode` for one sample of the ordered stream; a `BadSample` passes through."""
-    return sample if isinstance(sample, BadSample) else transcode(sample.data, config)
+    """Read one sample of the ordered stream, check its sha256, `transcode` it; a `BadSample` passes through.
+
+    An image that cannot be read at all is an `InputError`: the folder changed under the build, and
+    skipping would quietly drop whole shards.
+    """
+    if isinstance(sample, BadSample):
+        return sample
+    try:
+        data = sample.image.read()
+    except OSError as error:
+        raise InputError(f"cannot read the image of {sample.where} ({error.strerror or error}); was the folder "
+                         "changed while the build ran?", sample.image.path) from None
+    if sample.image.sha256 and hashlib.sha256(data).hexdigest() != sample.image.sha256:
+        return BadSample(sample.where, "sha256_mismatch", "stored bytes differ from their sha256", sample.line,
+                         sample.source)
+    return transcode(data, config)

@@ -4,6 +4,7 @@ the stage scripts; the per-host cap and pause held across nodes; a worker node l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import tarfile
 import threading
@@ -105,14 +106,41 @@ def test_the_stage_scripts_run_on_ray_from_the_params(ray_cluster, image_server,
     assert '"written": 40' in (tmp_path / "r.json").read_text(encoding="utf-8")
 
 
-def test_relative_paths_reach_workers_that_run_elsewhere(ray_cluster, image_server, tmp_path, monkeypatch):
+def test_relative_paths_reach_workers_that_run_elsewhere(ray_cluster, image_server, tmp_path, monkeypatch,
+                                                         hierarchy_file):
     """A DVC stage names its files relative to the repository; a worker runs in the folder its node was
-    started in (here the suite's), not the driver's: the shards still land in the driver's folder."""
+    started in (here the suite's), not the driver's: the download's shards still land in the driver's
+    folder, and the records build's tasks read the images from there."""
+    from mlimages.records.build import build_ml_images
+    from mlimages.records.config import RecordsConfig
+
     write_list(tmp_path, [image_server.url(f"/ok/{i}.jpg") for i in range(9400, 9420)])
     monkeypatch.chdir(tmp_path)
     report = download(Path("list.tsv"), Path("images"), Path("report.json"),
                       dataclasses.replace(FAST, samples_per_shard=10), engine=download_engine(RAY))
     assert report["stored"] == 20 and set(Outcome(tmp_path / "images", {}).samples) == set(range(1, 21))
+    built = build_ml_images(Path("images"), hierarchy_file, Path("records"), params_config("records", RecordsConfig),
+                            mapper=records_mapper(dataclasses.replace(RAY, records_chunk=4)))
+    assert (built["written"], built["skipped"]) == (20, 0)
+
+
+def test_an_image_gone_before_its_task_ran_is_the_local_engines_error(ray_cluster, tmp_path):
+    """The task, not the driver, reads the image: a read that fails on a node is the local engine's one-line
+    `InputError`, not Ray's wrapped traceback."""
+    from mlimages.errors import InputError
+    from mlimages.records.config import RecordsConfig
+    from mlimages.records.image_shards import ImageSample, StoredImage
+    from mlimages.records.ordered_map import map_ordered
+    from mlimages.records.transcode import transcode_sample
+
+    gone = ImageSample("00000.tar:k", 1, "", StoredImage(str(tmp_path / "00000.tar"), 512, 100), (0,), (1.0,))
+    work = functools.partial(transcode_sample, config=params_config("records", RecordsConfig))
+    for mapper in (map_ordered, records_mapper(RAY)):
+        with pytest.raises(InputError) as caught:
+            list(mapper(work, [gone], 2))
+        assert type(caught.value) is InputError and caught.value.where == str(tmp_path / "00000.tar")
+        assert str(caught.value).endswith("cannot read the image of 00000.tar:k (No such file or directory); was "
+                                          "the folder changed while the build ran?")
 
 
 def test_a_bad_line_stops_the_ray_run_with_the_local_engines_error(ray_cluster, image_server, tmp_path):

@@ -18,7 +18,8 @@ from PIL import Image
 from mlimages.errors import InputError
 from mlimages.images import ImageError
 from mlimages.records import transcode
-from mlimages.records.build import build_ml_images
+from mlimages.records.build import build_ml_images, write_split
+from mlimages.records.image_shards import index_shard, iter_samples, list_image_shards
 from mlimages.records.config import RecordsConfig
 from mlimages.records.index import list_shards, read_index
 from mlimages.records.reader import iter_records
@@ -145,3 +146,16 @@ def test_an_unexpected_decoder_exception_is_a_skipped_image(monkeypatch):
     monkeypatch.setattr("mlimages.records.transcode.load_rgb", explode)  # transcode lives there, TensorFlow-free
     result = transcode.transcode(make_jpeg(), CONFIG)
     assert isinstance(result, ImageError) and result.reason == "decode_error" and "unpack requires" in str(result)
+
+
+def test_an_image_gone_during_the_build_stops_it_with_one_error_naming_the_file(tmp_path):
+    """Samples name where their images lie and are read by the workers: a shard deleted after its metadata
+    was read is one `InputError` naming it, and no split is written."""
+    make_world(tmp_path)
+    shards = list_image_shards(tmp_path / "images")
+    samples = list(iter_samples(shards, [index_shard(shard)[0] for shard in shards], num_classes=8))
+    shards[1].unlink()
+    with pytest.raises(InputError, match=r"cannot read the image of 00001\.tar:.*No such file") as caught:
+        write_split(samples, tmp_path / "out", CONFIG, "multi", 8, len(samples))
+    assert caught.value.where == str(shards[1].absolute())
+    assert sorted(os.listdir(tmp_path)) == ["hierarchy.txt", "images"]  # nor any temporary folder
