@@ -82,8 +82,8 @@ class RayRun:
         self.peak_rss_kb, self.shown, self.committed = 0, 0.0, 0
         self.watch = NodeWatch(cluster.node_wait_s)
         self.watch.check()
-        self.budget = start_budget(config.per_host_concurrency, config.per_host_concurrency_min,
-                                   config.per_host_concurrency_max)
+        self.coordinator, self.budget, self.budget_address = start_budget(
+            config.per_host_concurrency, config.per_host_concurrency_min, config.per_host_concurrency_max)
         self.inbox = ray.remote(Inbox).options(num_cpus=0, max_restarts=0, scheduling_strategy=on_this_node()).remote()
 
     def submit(self, group: list[ShardTask]) -> None:
@@ -91,7 +91,7 @@ class RayRun:
         self.tries[group[0].shard_index] += 1
         token = attempt_token(self.started_ms, self.owners)
         self.progress.submitted(self.owners)
-        ref = remote_attempt.remote(group, token, self.owners, self.budget, self.inbox)
+        ref = remote_attempt.remote(group, token, self.owners, self.budget_address, self.inbox)
         self.in_flight[ref] = (group, token, self.owners)
 
     def stopped_before(self, group: list[ShardTask]) -> bool:
@@ -115,7 +115,7 @@ class RayRun:
         try:
             outcome = ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # our code raised on the node: not a lost node
-            ray.get(self.budget.forget_owner.remote(owner))
+            self.budget.forget_owner(owner)
             self.progress.finished(owner)
             cause = getattr(error, "cause", None)
             self.lost.append(f"{shard_ranges(indexes(group))}: " + (
@@ -138,7 +138,7 @@ class RayRun:
 
     def retry(self, group: list[ShardTask], token: str, owner: int, error: Exception) -> None:
         """An attempt lost with its node or worker: free its slots, take its lines off the bar, try again."""
-        freed = ray.get(self.budget.forget_owner.remote(owner))
+        freed = self.budget.forget_owner(owner)
         taken = self.progress.withdraw(owner)
         shards, tries = shard_ranges(indexes(group)), self.tries[group[0].shard_index]
         log.warning("%s: attempt %s lost (%s; %d host slots freed, %d lines taken off the bar)",
@@ -194,8 +194,8 @@ def run_ray(tasks: list[ShardTask], progress, cluster: ClusterConfig) -> Tally:
     try:
         drive(run)
     finally:
-        for actor in (run.budget, run.inbox):
-            ray.kill(actor)
+        ray.kill(run.inbox)
+        run.coordinator.shutdown()
     log.info("ray engine: %d shards committed on %d nodes; peak memory of a worker %.0f MB",
              run.committed, len(run.progress.nodes), run.peak_rss_kb / 1024)
     if run.input_errors:

@@ -3,8 +3,8 @@ cluster's budget.
 
 The attempt runs `task.run_tasks` over the task's consecutive shards in its own folder
 (`attempts.seed_attempt`) through one worker pool, so a shard's stragglers overlap the next
-shard's fetches, as in a local worker process. Its `HostGate` takes host slots from the cluster's
-budget actor (`budget.RemoteBudget`) and is closed when the attempt ends, and its progress sink posts
+shard's fetches, as in a local worker process. Its `HostGate` takes host slots from the run's
+coordinator on the driver's machine (`budget.RemoteBudget`) and is closed when the attempt ends, and its progress sink posts
 batches to the driver's inbox actor, after a first message saying where the attempt runs (node,
 process). It returns what the driver needs to commit and report; a bad line or a stale shard comes
 back as a value (`("input", token, message, where, shard)`), not as an exception, so the driver
@@ -22,6 +22,7 @@ import ray
 from mlimages.cluster.attempts import seed_attempt
 from mlimages.cluster.budget import RemoteBudget
 from mlimages.cluster.connect import WORKER_ENV
+from mlimages.download.coordinator import CoordinatorAddress
 from mlimages.download.engines import limit_malloc_arenas
 from mlimages.download.hosts import HostGate
 from mlimages.download.progress import ProgressSender
@@ -42,7 +43,7 @@ class InboxQueue:
         self.inbox.put.remote((self.owner, message))
 
 
-def run_attempt(tasks: list[ShardTask], token: str, owner: int, budget, inbox) -> tuple:
+def run_attempt(tasks: list[ShardTask], token: str, owner: int, budget: CoordinatorAddress, inbox) -> tuple:
     """Run one attempt of `tasks` (consecutive shards of one list) on this node.
 
     Returns:

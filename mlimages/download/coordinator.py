@@ -8,6 +8,10 @@ slot costs two local round trips (take, give back), about a tenth of a milliseco
 a network round trip of tens of milliseconds. Each calling thread gets its own connection, served
 by its own thread in the coordinator, so a worker waiting for a busy host blocks only itself.
 
+The Ray engine runs the same coordinator on the driver's machine, listening on a TCP port with a
+key made for the run (`CoordinatorAddress`): the nodes' shard tasks take their slots from it as
+local worker processes do, and the whole cluster shares one budget.
+
 A worker process that dies holding slots would leak them: the engine calls `forget_owner` with its
 process id, which frees them and refuses that process any slot it was still waiting for. The other
 way round, the coordinator and the workers must not outlive a parent that was killed (they would
@@ -22,28 +26,58 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from multiprocessing.managers import BaseManager
 
 from mlimages.download.hosts import HostBudget
 
+_budget: HostBudget | None = None  # the coordinator process's one budget, made when it starts (`_serve`)
+
+
+def _the_budget() -> HostBudget:
+    return _budget
+
 
 class BudgetManager(BaseManager):
-    """Serves `HostBudget` objects from the coordinator process."""
+    """Serves the run's `HostBudget` from the coordinator process; connects to it from any other."""
 
 
 BudgetManager.register(
-    "HostBudget", HostBudget, exposed=("acquire", "release", "release_many", "forget_owner", "back_off", "pause_s", "cap")
+    "budget", callable=_the_budget,
+    exposed=("acquire", "release", "release_many", "forget_owner", "back_off", "pause_s", "cap"),
 )
 
 
-def start_coordinator(start: int, floor: int, ceiling: int) -> tuple[BudgetManager, HostBudget]:
+def start_coordinator(start: int, floor: int, ceiling: int, address: tuple[str, int] | None = None,
+                      authkey: bytes | None = None) -> tuple[BudgetManager, HostBudget]:
     """Start the coordinator process; returns it (call `.shutdown()` at the end) and a proxy of its budget.
 
-    The proxy can be passed to worker processes as an argument: each reconnects on its own.
+    The proxy can be passed to worker processes as an argument: each reconnects on its own. With an
+    `address` (host, port; port 0: any free one) and an `authkey`, other machines can connect too.
     """
-    manager = BudgetManager(ctx=multiprocessing.get_context("spawn"))
-    manager.start(die_with_parent, (os.getpid(),))
-    return manager, manager.HostBudget(start, floor, ceiling)
+    manager = BudgetManager(address=address, authkey=authkey, ctx=multiprocessing.get_context("spawn"))
+    manager.start(_serve, (os.getpid(), start, floor, ceiling))
+    return manager, manager.budget()
+
+
+def _serve(parent_pid: int, start: int, floor: int, ceiling: int) -> None:
+    global _budget
+    die_with_parent(parent_pid)
+    _budget = HostBudget(start, floor, ceiling)
+
+
+@dataclass(frozen=True)
+class CoordinatorAddress:
+    """Where a process on another machine reaches the run's coordinator: its TCP address and key."""
+
+    address: tuple[str, int]
+    authkey: bytes
+
+    def budget(self) -> HostBudget:
+        """A proxy of the run's budget (each calling thread opens its own connection)."""
+        manager = BudgetManager(address=self.address, authkey=self.authkey)
+        manager.connect()
+        return manager.budget()
 
 
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15

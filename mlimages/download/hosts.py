@@ -30,7 +30,6 @@ from mlimages.download.adaptive import CLEAN, CONGESTED, NEUTRAL, SLOW, Adaptive
 
 
 REFUSING_ANSWERS = 5  # a host whose last answers were all 429/503 is refusing this run
-NOT_YET = -1.0  # `HostBudget.acquire` gave up waiting for a slot (`give_up_s`): ask again
 
 
 class HostPaused(Exception):
@@ -63,13 +62,9 @@ class HostBudget:
         self._dead: set[int] = set()
         self._ids = itertools.count(1)
 
-    def acquire(self, host: str, max_pause_s: float = math.inf, owner: int = 0,
-                give_up_s: float = math.inf) -> tuple[int | None, float, bool]:
+    def acquire(self, host: str, max_pause_s: float = math.inf, owner: int = 0) -> tuple[int | None, float, bool]:
         """Wait for a slot of `host`; returns (ticket, 0, False), or (None, seconds, refusing) when paused
-        longer than `max_pause_s` (`refusing`: see `HostPaused`), or (None, `NOT_YET`, False) after
-        `give_up_s` without a slot: a caller in another process then asks again, so a budget served
-        by a bounded number of threads never has them all held by waiters."""
-        give_up_at = time.monotonic() + give_up_s
+        longer than `max_pause_s` (`refusing`: see `HostPaused`)."""
         with self._lock:
             waiters = self._waiters.setdefault(host, threading.Condition(self._lock))
             cap = self._caps.setdefault(host, AdaptiveCap(float(self._start), self._floor, self._ceiling))
@@ -80,9 +75,7 @@ class HostBudget:
                     return None, max(wait_s, 0.0), self._refusals.get(host, 0) >= REFUSING_ANSWERS
                 if wait_s <= 0 and self._active.get(host, 0) < cap.slots:
                     break
-                if now >= give_up_at:
-                    return None, NOT_YET, False
-                waiters.wait(timeout=min(wait_s if wait_s > 0 else 1.0, give_up_at - now))
+                waiters.wait(timeout=wait_s if wait_s > 0 else 1.0)
             self._active[host] = self._active.get(host, 0) + 1
             ticket = next(self._ids)
             self._tickets[ticket] = (host, owner)

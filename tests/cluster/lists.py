@@ -62,10 +62,14 @@ def keeping_bar(engine, bars: list):
     return run_keeping
 
 
-def count_samples(out: Path) -> int:
-    """Samples in the committed shards and in the attempts' archives (complete or partial)."""
-    total = 0
+def stored_sources(out: Path) -> list[str]:
+    """The source of every sample in the committed shards and in the attempts' archives (complete or partial)."""
+    sources = []
     for path in [*out.glob("*.tar"), *out.glob(".attempts/*/*.tar"), *out.glob(".attempts/*/*.tar.partial")]:
         with path.open("rb") as handle:
-            total += len(scan_samples(handle)[0])
-    return total
+            sources += [sample["source"] for sample in scan_samples(handle)[0]]
+    return sources
+
+
+def count_samples(out: Path) -> int:
+    return len(stored_sources(out))

@@ -128,18 +128,3 @@ def test_cluster_params(tmp_path):
     assert error.value.where == f"{params}: cluster.engine"
     with pytest.raises(InputError, match="at least 1"):
         params_config("cluster", ClusterConfig, engine="ray", shard_attempts=0)
-
-
-def test_a_bounded_wait_for_a_host_slot_says_not_yet():
-    """What lets the cluster's budget actor serve many waiters with few threads: a wait ends, and is asked again."""
-    from mlimages.download.hosts import NOT_YET, HostBudget
-
-    budget = HostBudget(1, 1, 1)
-    ticket, _, _ = budget.acquire("h")
-    started = time.monotonic()
-    assert budget.acquire("h", give_up_s=0.2) == (None, NOT_YET, False)
-    assert 0.2 <= time.monotonic() - started < 5
-    budget.release(ticket)
-    assert budget.acquire("h", give_up_s=0.2)[0] is not None
-    budget.back_off("h", 30.0)
-    assert budget.acquire("h", max_pause_s=1.0, give_up_s=0.2)[1] > 1.0  # a long pause is still a pause
