@@ -241,7 +241,7 @@ average (1, 5, 15 min) {load}; its 2 cores also run the loopback server, the ray
                  "Ray CPU s"], rows)}
 
 CPU s: user + system seconds of the contender's process and every process below it (`cluster_cpu`; Ray: the test
-cluster's daemons, workers and actors), least over the repeats.
+cluster's daemons and workers, the run's coordinator), least over the repeats.
 
 Peak memory (VmHWM, MB):
 

@@ -2,8 +2,8 @@
 
 Below the contender's process are, on the local engine, its worker processes and the coordinator;
 on the Ray engine, the test cluster's daemons (GCS, raylets, agents), its workers and the run's
-actors. A process that ended in the phase is counted through its parent's reaped-children times
-(`cutime`, `cstime` of /proc/PID/stat), so killed actors and joined workers are not lost. On this
+coordinator. A process that ended in the phase is counted through its parent's reaped-children times
+(`cutime`, `cstime` of /proc/PID/stat), so a coordinator shut down and workers joined are not lost. On this
 shared 2-core machine the engines' times follow their CPU, so the phase's CPU says where a
 difference in time comes from.
 """

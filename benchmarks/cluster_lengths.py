@@ -5,7 +5,7 @@
 The list is the download benchmark's mostly failing one (missing local files, every 50th line a
 real photo), 20,000 and 200,000 lines. Equal work per node: the local engine with N worker
 processes x 32 requests against a Ray worker node with N CPUs running N shard tasks x 32 (the head,
-with no CPUs, holds the driver and its two actors). Each run is its own process, one after the
+with no CPUs, holds the driver and its coordinator process). Each run is its own process, one after the
 other. Read per run: the driver's VmHWM, the largest worker process's VmHWM, and the node's
 memory counted once (`cluster_nodes.NodeSampler`: the peak of the summed Pss of the node's
 processes; local: the driver and its workers; Ray: raylet, agents, log monitor and workers, the
@@ -213,7 +213,7 @@ def render_memory(rows: list[dict], load_before, load_after) -> str:
     return f"""The download's mostly failing list (missing local files, every 50th line a real photo), concurrency
 {CONCURRENCY} per worker process; max body 20 MB. Local = this machine running the local engine (the driver and
 its worker processes; with 1 process the driver runs the shards itself). Ray = a head with no CPUs (the
-driver's node: driver, GCS, dashboard, the run's two actors) and one worker node with as many CPUs as the
+driver's node: driver, its coordinator, GCS, dashboard) and one worker node with as many CPUs as the
 local engine has processes, running as many shard tasks x {CONCURRENCY}. Each run in its own process, one after
 the other. Node memory = the peak, over samples every 0.25 s, of the summed Pss (/proc/PID/smaps_rollup) of
 the node's processes: shared pages counted once. Load average (1, 5, 15 min) {load} after.

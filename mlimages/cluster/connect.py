@@ -8,7 +8,6 @@ A driver already connected (a test's cluster, a second stage in one process) is 
 from __future__ import annotations
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mlimages.errors import InputError
 
@@ -28,7 +27,3 @@ def connect(address: str) -> None:
         raise InputError(f"no Ray cluster at {address!r} ({error}); start one with `ray start --head`",
                          "params.yaml: cluster.address") from None
 
-
-def on_this_node() -> NodeAffinitySchedulingStrategy:
-    """Keep an actor on the driver's node: a lost worker node must not take the run's state along."""
-    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)

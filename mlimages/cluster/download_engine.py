@@ -14,7 +14,7 @@ slots are freed (`forget_owner`). A bad line or a stale shard stops the run as i
 engine: no shard after it is submitted, the shards before it and the others in flight finish, and
 the error is raised.
 
-The bar is the local engine's `Progress`, fed by the tasks' batches through an inbox actor, per
+The bar is the local engine's `Progress`, fed by the tasks' batches through the coordinator's inbox, per
 attempt (`attempt_progress`: a retried attempt's lines are taken back, so each line counts once),
 with the number of nodes alive added; the counts merge into one `Tally`, so the report has the
 local engine's format, its `run` block saying what ran: worker processes, nodes, attempts, retries.
@@ -35,11 +35,11 @@ import ray
 
 from mlimages.cluster.attempt_progress import AttemptProgress
 from mlimages.cluster.attempts import attempt_folder, attempt_token, commit, remove_attempts_folder, run_started_ms
-from mlimages.cluster.budget import start_budget
+from mlimages.cluster.coordinator_link import start_run_coordinator
 from mlimages.cluster.config import ClusterConfig
-from mlimages.cluster.connect import connect, on_this_node
+from mlimages.cluster.connect import connect
 from mlimages.cluster.node_watch import NodeWatch, shard_ranges
-from mlimages.cluster.shard_task import Inbox, remote_attempt
+from mlimages.cluster.shard_task import remote_attempt
 from mlimages.download.engines import WorkerDied
 from mlimages.download.summary import Tally
 from mlimages.download.task import ShardTask
@@ -82,16 +82,16 @@ class RayRun:
         self.peak_rss_kb, self.shown, self.committed = 0, 0.0, 0
         self.watch = NodeWatch(cluster.node_wait_s)
         self.watch.check()
-        self.coordinator, self.budget, self.budget_address = start_budget(
+        self.coordinator, self.coordinator_address = start_run_coordinator(
             config.per_host_concurrency, config.per_host_concurrency_min, config.per_host_concurrency_max)
-        self.inbox = ray.remote(Inbox).options(num_cpus=0, max_restarts=0, scheduling_strategy=on_this_node()).remote()
+        self.budget, self.inbox = self.coordinator.budget(), self.coordinator.inbox()
 
     def submit(self, group: list[ShardTask]) -> None:
         self.owners += 1
         self.tries[group[0].shard_index] += 1
         token = attempt_token(self.started_ms, self.owners)
         self.progress.submitted(self.owners)
-        ref = remote_attempt.remote(group, token, self.owners, self.budget_address, self.inbox)
+        ref = remote_attempt.remote(group, token, self.owners, self.coordinator_address)
         self.in_flight[ref] = (group, token, self.owners)
 
     def stopped_before(self, group: list[ShardTask]) -> bool:
@@ -150,7 +150,7 @@ class RayRun:
             self.lost.append(f"{shards}: {tries} attempts lost")
 
     def show(self, every_s: float = 2.0) -> None:
-        for owner, message in ray.get(self.inbox.drain.remote()):
+        for owner, message in self.inbox.drain():
             if message[0] == "started":
                 self.progress.started(message[1], message[2])
             else:
@@ -194,7 +194,6 @@ def run_ray(tasks: list[ShardTask], progress, cluster: ClusterConfig) -> Tally:
     try:
         drive(run)
     finally:
-        ray.kill(run.inbox)
         run.coordinator.shutdown()
     log.info("ray engine: %d shards committed on %d nodes; peak memory of a worker %.0f MB",
              run.committed, len(run.progress.nodes), run.peak_rss_kb / 1024)

@@ -4,9 +4,9 @@ cluster's budget.
 The attempt runs `task.run_tasks` over the task's consecutive shards in its own folder
 (`attempts.seed_attempt`) through one worker pool, so a shard's stragglers overlap the next
 shard's fetches, as in a local worker process. Its `HostGate` takes host slots from the run's
-coordinator on the driver's machine (`budget.RemoteBudget`) and is closed when the attempt ends, and its progress sink posts
-batches to the driver's inbox actor, after a first message saying where the attempt runs (node,
-process). It returns what the driver needs to commit and report; a bad line or a stale shard comes
+coordinator on the driver's machine (`coordinator_link`) and is closed when the attempt ends, and
+its progress sink posts batches to the coordinator's inbox, after a first message saying where the
+attempt runs (node, process). It returns what the driver needs to commit and report; a bad line or a stale shard comes
 back as a value (`("input", token, message, where, shard)`), not as an exception, so the driver
 can tell it from a lost node.
 """
@@ -20,7 +20,7 @@ import resource
 import ray
 
 from mlimages.cluster.attempts import seed_attempt
-from mlimages.cluster.budget import RemoteBudget
+from mlimages.cluster.coordinator_link import InboxQueue, RemoteBudget, reach
 from mlimages.cluster.connect import WORKER_ENV
 from mlimages.download.coordinator import CoordinatorAddress
 from mlimages.download.engines import limit_malloc_arenas
@@ -30,20 +30,7 @@ from mlimages.download.task import Services, ShardTask, StopLine, run_tasks
 from mlimages.errors import InputError
 
 
-class InboxQueue:
-    """The `put` a `ProgressSender` calls, posting to the driver's inbox actor without waiting.
-
-    Every message names its attempt (`owner`): the driver counts a retried attempt's lines once.
-    """
-
-    def __init__(self, inbox, owner: int):
-        self.inbox, self.owner = inbox, owner
-
-    def put(self, message) -> None:
-        self.inbox.put.remote((self.owner, message))
-
-
-def run_attempt(tasks: list[ShardTask], token: str, owner: int, budget: CoordinatorAddress, inbox) -> tuple:
+def run_attempt(tasks: list[ShardTask], token: str, owner: int, coordinator: CoordinatorAddress) -> tuple:
     """Run one attempt of `tasks` (consecutive shards of one list) on this node.
 
     Returns:
@@ -52,12 +39,13 @@ def run_attempt(tasks: list[ShardTask], token: str, owner: int, budget: Coordina
     """
     limit_malloc_arenas()
     node = ray.get_runtime_context().get_node_id()
-    queue = InboxQueue(inbox, owner)
-    ray.get(inbox.put.remote((owner, ("started", node, os.getpid()))))  # known to the driver before any work
+    link = reach(coordinator.connect)
+    queue = InboxQueue(reach(link.inbox), owner)
+    queue.put(("started", node, os.getpid()))  # known to the driver before any work
     folder = seed_attempt(tasks[0].out, [task.shard_index for task in tasks], token)
     config = tasks[0].settings.config
-    gate = HostGate(config.per_host_concurrency, total=config.concurrency, budget=RemoteBudget(budget, owner),
-                    batch_releases=True)
+    gate = HostGate(config.per_host_concurrency, total=config.concurrency,
+                    budget=RemoteBudget(reach(link.budget), owner), batch_releases=True)
     sender, stop = ProgressSender(queue), StopLine()
     try:
         tally = run_tasks([dataclasses.replace(task, out=folder) for task in tasks], Services(gate, sender, stop))
@@ -71,17 +59,3 @@ def run_attempt(tasks: list[ShardTask], token: str, owner: int, budget: Coordina
 
 
 remote_attempt = ray.remote(num_cpus=1, max_retries=0, runtime_env=WORKER_ENV)(run_attempt)
-
-
-class Inbox:
-    """The driver's mailbox for progress batches (an actor on the driver's node)."""
-
-    def __init__(self):
-        self.messages: list = []
-
-    def put(self, message) -> None:
-        self.messages.append(message)
-
-    def drain(self) -> list:
-        messages, self.messages = self.messages, []
-        return messages

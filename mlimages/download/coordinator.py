@@ -10,7 +10,8 @@ by its own thread in the coordinator, so a worker waiting for a busy host blocks
 
 The Ray engine runs the same coordinator on the driver's machine, listening on a TCP port with a
 key made for the run (`CoordinatorAddress`): the nodes' shard tasks take their slots from it as
-local worker processes do, and the whole cluster shares one budget.
+local worker processes do, so the whole cluster shares one budget, and post their progress to its
+`Inbox`, which the driver drains.
 
 A worker process that dies holding slots would leak them: the engine calls `forget_owner` with its
 process id, which frees them and refuses that process any slot it was still waiting for. The other
@@ -31,39 +32,62 @@ from multiprocessing.managers import BaseManager
 
 from mlimages.download.hosts import HostBudget
 
-_budget: HostBudget | None = None  # the coordinator process's one budget, made when it starts (`_serve`)
+class Inbox:
+    """Messages from processes on other machines, taken by the driver in batches."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._messages: list = []
+
+    def put(self, message) -> None:
+        with self._lock:
+            self._messages.append(message)
+
+    def drain(self) -> list:
+        with self._lock:
+            messages, self._messages = self._messages, []
+        return messages
+
+
+_budget: HostBudget | None = None  # the coordinator process's state, made when it starts (`_serve`)
+_inbox: Inbox | None = None
 
 
 def _the_budget() -> HostBudget:
     return _budget
 
 
-class BudgetManager(BaseManager):
-    """Serves the run's `HostBudget` from the coordinator process; connects to it from any other."""
+def _the_inbox() -> Inbox:
+    return _inbox
 
 
-BudgetManager.register(
+class CoordinatorManager(BaseManager):
+    """Serves the run's `HostBudget` and `Inbox` from the coordinator process; connects to them from any other."""
+
+
+CoordinatorManager.register(
     "budget", callable=_the_budget,
     exposed=("acquire", "release", "release_many", "forget_owner", "back_off", "pause_s", "cap"),
 )
+CoordinatorManager.register("inbox", callable=_the_inbox, exposed=("put", "drain"))
 
 
 def start_coordinator(start: int, floor: int, ceiling: int, address: tuple[str, int] | None = None,
-                      authkey: bytes | None = None) -> tuple[BudgetManager, HostBudget]:
+                      authkey: bytes | None = None) -> tuple[CoordinatorManager, HostBudget]:
     """Start the coordinator process; returns it (call `.shutdown()` at the end) and a proxy of its budget.
 
     The proxy can be passed to worker processes as an argument: each reconnects on its own. With an
     `address` (host, port; port 0: any free one) and an `authkey`, other machines can connect too.
     """
-    manager = BudgetManager(address=address, authkey=authkey, ctx=multiprocessing.get_context("spawn"))
+    manager = CoordinatorManager(address=address, authkey=authkey, ctx=multiprocessing.get_context("spawn"))
     manager.start(_serve, (os.getpid(), start, floor, ceiling))
     return manager, manager.budget()
 
 
 def _serve(parent_pid: int, start: int, floor: int, ceiling: int) -> None:
-    global _budget
+    global _budget, _inbox
     die_with_parent(parent_pid)
-    _budget = HostBudget(start, floor, ceiling)
+    _budget, _inbox = HostBudget(start, floor, ceiling), Inbox()
 
 
 @dataclass(frozen=True)
@@ -73,11 +97,11 @@ class CoordinatorAddress:
     address: tuple[str, int]
     authkey: bytes
 
-    def budget(self) -> HostBudget:
-        """A proxy of the run's budget (each calling thread opens its own connection)."""
-        manager = BudgetManager(address=self.address, authkey=self.authkey)
+    def connect(self) -> CoordinatorManager:
+        """The coordinator: `budget()` and `inbox()` give proxies (each calling thread opens its own connection)."""
+        manager = CoordinatorManager(address=self.address, authkey=self.authkey)
         manager.connect()
-        return manager.budget()
+        return manager
 
 
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15

@@ -1,8 +1,7 @@
 """A real Ray cluster on this machine (a head and two worker nodes) and the loopback image server.
 
-The head has no CPUs, so every task runs on a worker node and the run's actors (host budget,
-progress inbox) stay on the head, beside the driver, as on a real cluster. Object stores are kept
-small: Ray keeps them in /dev/shm.
+The head has no CPUs, so every task runs on a worker node, as on a real cluster where the head
+holds the driver and the run's coordinator. Object stores are kept small: Ray keeps them in /dev/shm.
 """
 
 from __future__ import annotations
