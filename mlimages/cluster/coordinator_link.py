@@ -60,8 +60,9 @@ def reach(method: Callable, *args):
     try:
         return method(*args)
     except (OSError, EOFError) as error:
-        log.error("the run's coordinator is gone (%s: %s); this worker stops, its shards resume from what they "
-                  "stored", type(error).__name__, error)
+        log.error("the run's coordinator cannot be reached (%s: %s): the driver died, or this node cannot reach "
+                  "the driver's host on a free TCP port; this worker stops, its shards resume from what they stored",
+                  type(error).__name__, error)
         logging.shutdown()
         os._exit(LOST_COORDINATOR)
 

@@ -6,9 +6,9 @@ The attempt runs `task.run_tasks` over the task's consecutive shards in its own 
 shard's fetches, as in a local worker process. Its `HostGate` takes host slots from the run's
 coordinator on the driver's machine (`coordinator_link`) and is closed when the attempt ends, and
 its progress sink posts batches to the coordinator's inbox, after a first message saying where the
-attempt runs (node, process). It returns what the driver needs to commit and report; a bad line or a stale shard comes
-back as a value (`("input", token, message, where, shard)`), not as an exception, so the driver
-can tell it from a lost node.
+attempt runs (node, process). It returns what the driver needs to commit and report; a bad line or
+a stale shard comes back as a value (`("input", token, message, where, shard)`), not as an
+exception, so the driver can tell it from a lost node.
 """
 
 from __future__ import annotations

@@ -28,9 +28,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.managers import BaseManager
+from multiprocessing.connection import Listener
+from multiprocessing.managers import BaseManager, Server
 
 from mlimages.download.hosts import HostBudget
+
+BACKLOG = 1024  # connections the coordinator's socket queues before accepting them
+
 
 class Inbox:
     """Messages from processes on other machines, taken by the driver in batches."""
@@ -61,8 +65,26 @@ def _the_inbox() -> Inbox:
     return _inbox
 
 
+class CoordinatorServer(Server):
+    """The manager's server, listening with a backlog for a cluster.
+
+    CPython before 3.13 listens with a backlog of 16. The fetch threads of a cluster's tasks connect
+    at once when their attempts start, and over TCP a connection beyond the backlog can be
+    dropped by the server after the client already counts it open: the client then waits for
+    ever for the handshake (seen on the benchmark's two nodes).
+    """
+
+    def __init__(self, registry, address, authkey, serializer):
+        super().__init__(registry, address, authkey, serializer)
+        self.listener.close()
+        self.listener = Listener(address=self.address, backlog=BACKLOG)
+        self.address = self.listener.address
+
+
 class CoordinatorManager(BaseManager):
     """Serves the run's `HostBudget` and `Inbox` from the coordinator process; connects to them from any other."""
+
+    _Server = CoordinatorServer  # BaseManager's hook for the server class
 
 
 CoordinatorManager.register(
