@@ -256,10 +256,12 @@ class TrackingOutbox:
     def _check_limit(self) -> None:
         waited = self.clock() - self.outage_since
         if waited > self.outage_limit_s:
-            raise TrackingLost(
-                f"the tracking server has not answered for {waited:.0f} s ({OUTAGE_ENV}={self.outage_limit_s:g}); "
-                f"checkpoints are kept in {self.folder.parent} and {self.count_unsent()} unsent items in "
-                f"{self.journal.path}: run the same command again once the server is back")
+            with self._changed:  # counted and set at once: the training thread adds no item the count misses
+                self._error = TrackingLost(
+                    f"the tracking server has not answered for {waited:.0f} s ({OUTAGE_ENV}={self.outage_limit_s:g}); "
+                    f"checkpoints are kept in {self.folder.parent} and {self.journal.count_unsent()} unsent items in "
+                    f"{self.journal.path}: run the same command again once the server is back")
+            raise self._error
 
     def _leave_run(self) -> None:
         """Drop the run from MLflow's active-run stack without a request: ending it would wait on the
