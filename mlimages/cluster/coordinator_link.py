@@ -44,15 +44,17 @@ log = logging.getLogger(__name__)
 LOST_COORDINATOR = 75  # a worker's exit status when the coordinator is gone (EX_TEMPFAIL)
 
 
-def start_run_coordinator(start: int, floor: int, ceiling: int) -> tuple[CoordinatorManager, CoordinatorAddress]:
+def start_run_coordinator(start: int, floor: int, ceiling: int
+                          ) -> tuple[CoordinatorManager, HostBudget, CoordinatorAddress]:
     """Start the run's coordinator on this (the driver's) machine, reachable from every node.
 
     Returns:
-        The coordinator (`.budget()`, `.inbox()`; `.shutdown()` at the end) and what a node needs to connect.
+        The coordinator (`.inbox()`; `.shutdown()` at the end), a proxy of its budget, and what a node
+        needs to connect.
     """
     authkey = os.urandom(32)
-    manager, _ = start_coordinator(start, floor, ceiling, (ray.util.get_node_ip_address(), 0), authkey)
-    return manager, CoordinatorAddress(manager.address, authkey)
+    manager, budget = start_coordinator(start, floor, ceiling, (ray.util.get_node_ip_address(), 0), authkey)
+    return manager, budget, CoordinatorAddress(manager.address, authkey)
 
 
 def reach(method: Callable, *args):

@@ -82,9 +82,9 @@ class RayRun:
         self.peak_rss_kb, self.shown, self.committed = 0, 0.0, 0
         self.watch = NodeWatch(cluster.node_wait_s)
         self.watch.check()
-        self.coordinator, self.coordinator_address = start_run_coordinator(
+        self.coordinator, self.budget, self.coordinator_address = start_run_coordinator(
             config.per_host_concurrency, config.per_host_concurrency_min, config.per_host_concurrency_max)
-        self.budget, self.inbox = self.coordinator.budget(), self.coordinator.inbox()
+        self.inbox = self.coordinator.inbox()
 
     def submit(self, group: list[ShardTask]) -> None:
         self.owners += 1
