@@ -22,7 +22,8 @@ MLflow's own HTTP variables, so not a param and not part of the run key), the se
 training thread's next call raises `TrackingLost`, one line; checkpoints are on disk, and the same
 command resumes once the server is back, delivering what the journal kept before it trains on.
 
-Shutdown: `flush` at the end of a run waits until the journal is empty (or raises the sender's error);
+Shutdown: `flush` waits until the journal is empty (or raises the sender's error); `end_run` queues the
+run's end after everything else, then flushes (a server gone just before the end: the same one line);
 `close` (also the context manager's exit, whatever ended the run) stops the sender after the item in
 flight and leaves the rest in the journal for the next attempt.
 """
@@ -34,11 +35,13 @@ import logging
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import mlflow
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
+from mlflow.environment_variables import MLFLOW_RUN_ID
 
 from mlimages.errors import InputError
 from mlimages.tracking.checkpoints import ModelSpec, find_checkpoints, log_checkpoint
@@ -98,6 +101,7 @@ class TrackingOutbox:
         self.run_id, self.folder, self.clock, self.retry_every_s = run_id, Path(folder), clock, retry_every_s
         self.outage_limit_s = read_outage_limit_s() if outage_limit_s is None else outage_limit_s
         self.journal = OutboxJournal(self.folder)
+        self.attempt = uuid.uuid4().hex  # marks this process's end of the run (see `_end`)
         self.outage_since: float | None = None  # when the server stopped answering (None: it answers)
         self.backlog_since: float | None = None  # when the outage that left a backlog began
         self.last_try = 0.0  # of a send that met an outage
@@ -130,6 +134,15 @@ class TrackingOutbox:
         self._put({"kind": "checkpoint", "step": step, "task": task, "spec": dataclasses.asdict(spec),
                    "classes_file": classes_file, "tags": dict(tags), "file": str(snapshot),
                    "timestamp": int(time.time() * 1000), "values": {k: float(v) for k, v in metrics.items()}})
+
+    def end_run(self, status: str, tags: Mapping[str, str] | None = None) -> None:
+        """End the run with `status` (and `tags` set first) once everything queued before is delivered, as
+        `flush` does: through an outage up to the limit, then `TrackingLost`. The run then leaves MLflow's
+        active-run stack without a request, so the `with` block that started it ends nothing twice."""
+        self._put({"kind": "end", "status": status, "tags": dict(tags or {}), "attempt": self.attempt})
+        self.flush()
+        self._leave_run()
+        MLFLOW_RUN_ID.unset()  # as `mlflow.end_run` does: a later run in this process is not this one
 
     def flush(self) -> None:
         """Wait until everything is delivered, through an outage up to the limit.
@@ -217,6 +230,8 @@ class TrackingOutbox:
 
     def _send(self, item: dict[str, Any]) -> None:
         """Deliver `item`; sending one again is harmless (the server keeps one copy of an identical metric)."""
+        if item["kind"] == "end":
+            return self._end(item)
         if item["kind"] == "checkpoint" and any(int(m.tags[STEP_TAG]) == item["step"]
                                                 for m in find_checkpoints(self.run_id)):
             return  # sent before the connection broke (or the process died): the server has it
@@ -231,6 +246,17 @@ class TrackingOutbox:
         with run_active_here(self.run_id):
             log_checkpoint(model, item["step"], item["task"], ModelSpec(**item["spec"]), {}, item["classes_file"],
                            item["tags"])
+
+    def _end(self, item: dict[str, Any]) -> None:
+        """Set the end's tags and status; an end kept by an earlier attempt is dropped, since the same command
+        reopened the run (RUNNING) before its journal is delivered, and ends it again when it finishes."""
+        if item["attempt"] != self.attempt:
+            _log.info("dropping the run's end (%s) kept by an earlier attempt: this attempt ends it", item["status"])
+            return
+        client = mlflow.MlflowClient()
+        if item["tags"]:
+            client.log_batch(self.run_id, tags=[RunTag(key, value) for key, value in item["tags"].items()])
+        client.set_terminated(self.run_id, item["status"])
 
     def _forget(self, item: dict[str, Any]) -> None:
         """Delivered: the snapshot goes, then the journal moves on (a kill between the two resends an

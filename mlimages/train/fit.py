@@ -227,7 +227,7 @@ def _train(plan: Plan, tracking: Tracking, state, manager, train_dir, out_dir: P
         loss = float(train_step(images, targets, tf.constant(step, tf.int64)))
         step += 1
         if not math.isfinite(loss):
-            _stop_diverged(plan, step, loss, manager)
+            _stop_diverged(plan, tracking, step, loss, manager)
         checkpoint_step = _is_checkpoint_step(plan, step)
         if step % plan.config.log_every_steps == 0 or checkpoint_step:
             last_log = _log_progress(plan, tracking, state, step, loss, last_log)
@@ -257,7 +257,7 @@ def _log_progress(plan: Plan, tracking: Tracking, state, step: int, loss: float,
 def _validate_and_save(plan: Plan, tracking: Tracking, state, manager, step: int, loss: float) -> dict:
     # A step's loss is computed before its update: the update itself may have broken the weights.
     if not all(bool(tf.reduce_all(tf.math.is_finite(v.value))) for v in state.model.trainable_variables):
-        _stop_diverged(plan, step, float("nan"), manager, "the weights")
+        _stop_diverged(plan, tracking, step, float("nan"), manager, "the weights")
     metrics = {"loss": loss}
     if plan.chief:
         plan.peers.phase = f"validation at step {step}"
@@ -275,14 +275,11 @@ def _validate_and_save(plan: Plan, tracking: Tracking, state, manager, step: int
     return metrics
 
 
-def _stop_diverged(plan: Plan, step: int, loss: float, manager, what: str = "loss") -> None:
+def _stop_diverged(plan: Plan, tracking: Tracking, step: int, loss: float, manager, what: str = "loss") -> None:
     message = (f"training diverged: {what} {'are' if what != 'loss' else 'is'} {loss} at step {step}; "
                f"the last good checkpoint is kept: {manager.latest_checkpoint or 'none yet'}")
     if plan.chief:
-        import mlflow
-
-        mlflow.set_tag(DIVERGED_TAG, str(step))
-        mlflow.end_run(status="FAILED")
+        tracking.outbox.end_run("FAILED", {DIVERGED_TAG: str(step)})
     raise TrainingDiverged(message)
 
 
@@ -291,10 +288,10 @@ def _finish(plan: Plan, tracking: Tracking, state, out_dir: Path, step: int, met
     if not plan.chief:  # a worker's own checkpoints only existed so that saving ran on every worker
         shutil.rmtree(out_dir / "worker-checkpoints" / worker_id(plan.strategy), ignore_errors=True)
     else:
-        tracking.outbox.flush()  # the run ends once everything is delivered (an outage: up to the limit)
         out_dir.mkdir(parents=True, exist_ok=True)
         state.model.save(model_path)
         summary = {"task": plan.config.task, "run_id": tracking.run_id, "step": step, "metrics": metrics}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        tracking.outbox.end_run("FINISHED")  # once everything is delivered (an outage: up to the limit)
     return FitResult(tracking.run_id, step, metrics, str(model_path), state.model)
 

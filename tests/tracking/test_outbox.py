@@ -109,6 +109,38 @@ def test_training_steps_go_on_while_a_backlog_drains(tracking_store, run_id, tmp
     assert not folder.exists()
 
 
+def test_the_run_ends_through_the_outbox_and_an_outage_at_its_end_stops_within_the_limit(tracking_store, run_id,
+                                                                                          tmp_path):
+    """A server gone just before the run's end: one `TrackingLost` within the limit (not minutes of MLflow's
+    retries), the run left RUNNING and no request made on leaving its block; the same command, reopening the
+    run, drops the kept end instead of ending the run it trains in, and ends it when it finishes."""
+    folder = tmp_path / "out" / "tracking-outbox"
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tracking_uri(refused_uri())
+        try:
+            with TrackingOutbox(run_id, folder, outage_limit_s=1.0, retry_every_s=0.1) as outbox:
+                outbox.log_metrics({"loss": 1.0}, 1)
+                started = time.monotonic()
+                with pytest.raises(TrackingLost, match="same command"):
+                    outbox.end_run("FINISHED")
+                assert time.monotonic() - started < 30
+        finally:
+            mlflow.set_tracking_uri(tracking_store)
+    kept = [json.loads(line)["kind"] for line in (folder / JOURNAL).read_text().splitlines()]
+    assert kept == ["metrics", "end"]
+    assert mlflow.get_run(run_id).info.status == "RUNNING"
+
+    with mlflow.start_run(run_id=run_id):  # the same command again
+        outbox = open_outbox(run_id, folder.parent)
+        assert mlflow.get_run(run_id).info.status == "RUNNING" and history(run_id, "loss") == [1]
+        with outbox:
+            outbox.end_run("FAILED", {"mlimages.diverged_at_step": "2"})
+        assert mlflow.active_run() is None
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.tags["mlimages.diverged_at_step"] == "2"
+    assert not folder.exists()
+
+
 def test_a_journal_left_by_a_killed_process_is_delivered_once(run_id, tmp_path):
     """Killed after a send and before the journal moved on, and in the middle of an append: the resend is
     the same row, a checkpoint the server holds is not logged again, the half line is dropped."""
