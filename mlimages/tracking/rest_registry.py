@@ -275,8 +275,13 @@ def describe_failure(error: requests.RequestException) -> str:
         # TLS 1.3: a server that requires a client certificate refuses it after the client's side of the handshake
         return ("the server ended the TLS handshake; if it requires a client certificate, see "
                 "MLFLOW_TRACKING_CLIENT_CERT_PATH")
-    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))  # "Connection refused", "Name or service not known"
-    return found[1].strip() if found else type(error).__name__
+    return socket_reason(str(error)) or type(error).__name__
+
+
+def socket_reason(message: str) -> str | None:
+    """The operating system's words in an error's message ("Connection refused", "Name or service not known")."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", message)
+    return found[1].strip() if found else None
 
 
 def public_url(url: str) -> str:

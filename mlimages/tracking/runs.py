@@ -11,12 +11,16 @@ import hashlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 from mlimages.records.index import INDEX_FILE
+from mlimages.tracking.outbox_mlflow import is_outage
+from mlimages.tracking.rest_registry import public_url, socket_reason
 from mlimages.tracking.names import CLASSES_ARTIFACT_DIR, CONTINUED_IN_TAG, RUN_KEY_TAG
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -114,6 +118,29 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
     if tags:
         mlflow.set_tags(dict(tags))
     return run
+
+
+def describe_server_failure(error: BaseException) -> tuple[str, bool] | None:
+    """One line for a request the tracking server did not answer or refused, and whether it was not answered
+    (worth running the same command again later); None for any other error. MLflow's own message is the whole
+    URL, possibly with credentials, and its retry machinery's text."""
+    if not isinstance(error, MlflowException):
+        return None
+    server = public_url(mlflow.get_tracking_uri())
+    status = error.get_http_status_code()
+    if is_outage(error):
+        reason = socket_reason(str(error)) or f"status {status}"
+        return (f"the tracking server {server} does not answer ({reason}): start it, or point MLFLOW_TRACKING_URI "
+                "at it, and run the same command again"), True
+    if status == 401:
+        return (f"the tracking server {server} refused the credentials: set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials)"), False
+    if status == 403:
+        endpoint = re.search(r"endpoint (\S+)", str(error))
+        who = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+        return (f"the tracking server {server} forbids user {who!r} the call {endpoint[1] if endpoint else 'it made'}"
+                ": ask its admin for a grant on the experiment"), False
+    return None
 
 
 def resolve_continued_run(run_id: str) -> str:

@@ -3,8 +3,9 @@
 The two scripts differ only in their task (its config class, hence its params section and record
 kind) and in finetune's `--init-model`. Keeping the rest here keeps them from drifting apart: the
 same `--KEY VALUE` overrides, and the same exit statuses, which a cluster scheduler or a retry loop
-reads: 2 bad input (`exit_on_input_error`), 3 the training diverged, 4 a worker was lost, 5 the
-tracking server stayed away (for 4 and 5, rerun the same command to resume).
+reads: 2 bad input (`exit_on_input_error`) or credentials the tracking server refused, 3 the training
+diverged, 4 a worker was lost, 5 the tracking server stayed away (for 4 and 5, rerun the same command to
+resume).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 from mlimages.config import DEFAULT_PARAMS, load_params
 from mlimages.tasks import LABEL_KIND
 from mlimages.tracking.outbox import TrackingLost
-from mlimages.tracking.runs import configure_tracking
+from mlimages.tracking.runs import configure_tracking, describe_server_failure
 from mlimages.train.config import TrainConfig, parse_overrides
 from mlimages.train.fit import TrainingDiverged, fit
 from mlimages.train.peers import EXIT_WORKER_LOST, WorkerLost, say_once
 
+EXIT_REFUSED = 2  # as bad input: the credentials need changing, not a rerun
 EXIT_DIVERGED = 3
 EXIT_TRACKING_LOST = 5
 
@@ -62,4 +64,10 @@ def run_training(config: TrainConfig, train: str | Path, val: str | Path, out: s
     except TrackingLost as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_TRACKING_LOST
+    except Exception as error:
+        failure = describe_server_failure(error)  # a call outside the outbox: the run's start
+        if failure is None:
+            raise
+        print(f"error: {failure[0]}", file=sys.stderr)
+        return EXIT_TRACKING_LOST if failure[1] else EXIT_REFUSED
     return 0

@@ -1,11 +1,13 @@
-"""The pretrain and finetune scripts: the arguments they share, the one each adds, and exit status 3."""
+"""The pretrain and finetune scripts: the arguments they share, the one each adds, exit statuses 3 and 5."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
 from mlimages.train.config import FinetuneConfig, PretrainConfig
-from mlimages.train.entry_point import EXIT_DIVERGED, training_parser
+from mlimages.train.entry_point import EXIT_DIVERGED, EXIT_TRACKING_LOST, training_parser
 
 from tests.mlflow_state import use_store
 from tests.pipelines import load_pipeline
@@ -42,3 +44,23 @@ def test_diverged_training_exits_3_with_one_error_line(tmp_path, capsys):
     assert status == EXIT_DIVERGED == 3
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith("error: training diverged")
+
+
+def test_a_tracking_server_that_does_not_answer_at_the_start_is_one_line_and_exit_5(tmp_path, capsys, monkeypatch):
+    train = write_records(tmp_path / "records" / "train", 8, "multi", seed=1)
+    val = write_records(tmp_path / "records" / "val", 8, "multi", num_shards=1, seed=2)
+    params = write_tiny_params(tmp_path / "params.yaml", {"steps": 1}, {"steps": 1})
+    with socket.socket() as sock:  # a loopback port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        refused = f"http://someone:secret@127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", refused)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    status = load_pipeline("pretrain").main(["--train", str(train), "--val", str(val),
+                                             "--out", str(tmp_path / "out"), "--params", str(params)])
+    err = capsys.readouterr().err
+    assert status == EXIT_TRACKING_LOST == 5, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: the tracking server {refused.replace('someone:secret@', '')} does not answer "
+                      "(Connection refused): start it, or point MLFLOW_TRACKING_URI at it, and run the same command "
+                      "again"]
+    assert "Traceback" not in err and "secret" not in err

@@ -117,3 +117,30 @@ def test_setup_runs_again_without_changing_anything(team_server, objects, tmp_pa
     assert Api(team_server, RESEARCHER, objects).create_run() == 200  # the old password still works
     assert Api(team_server, DEPLOYER, objects).load_model() == 200
     assert Api(team_server, DEPLOYER, objects).create_run() == 403
+
+
+@pytest.mark.parametrize("account", ["wrong password", OUTSIDER])
+def test_training_refused_by_the_server_stops_at_its_start_with_one_line(team_server, account, tmp_path, monkeypatch,
+                                                                         capsys):
+    from mlimages.train.entry_point import EXIT_REFUSED
+
+    from tests.pipelines import load_pipeline
+    from tests.train.fakes import write_records, write_tiny_params
+
+    train = write_records(tmp_path / "train", 8, "multi", seed=1)
+    val = write_records(tmp_path / "val", 8, "multi", num_shards=1, seed=2)
+    params = write_tiny_params(tmp_path / "params.yaml", {"steps": 1, "experiment": EXPERIMENT}, {"steps": 1})
+    user, password = (RESEARCHER, "not-" + team_server.passwords[RESEARCHER]) if account == "wrong password" else (
+        account, team_server.passwords[account])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    status = load_pipeline("pretrain").main(["--train", str(train), "--val", str(val), "--out", str(tmp_path / "out"),
+                                             "--params", str(params)])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert status == EXIT_REFUSED and len(errors) == 1 and "Traceback" not in err, err[-2000:]
+    expected = ("refused the credentials: set MLFLOW_TRACKING_USERNAME" if account == "wrong password"
+                else f"forbids user '{OUTSIDER}' the call /api/2.0/mlflow/")
+    assert errors[0].startswith(f"error: the tracking server {team_server.url} ") and expected in errors[0]
+    assert password not in err
