@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,9 +33,9 @@ from benchmarks.report import markdown_table
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = 32
 STORE_BYTES = 80 * 2**20
-RUNS = (  # contender, lines, worker processes per node
-    ("local", 20_000, 1), ("ray", 20_000, 1), ("local", 200_000, 1), ("ray", 200_000, 1),
-    ("local", 20_000, 2), ("ray", 20_000, 2),
+LENGTH_RUNS = (("local", 20_000, 1), ("ray", 20_000, 1), ("local", 200_000, 1), ("ray", 200_000, 1))
+RUNS = (  # contender, lines, worker processes per node; the length runs twice: a peak varies from run to run
+    *LENGTH_RUNS, ("local", 20_000, 2), ("ray", 20_000, 2), *LENGTH_RUNS,
 )
 DAEMONS = ("raylet", "dashboard agent", "runtime-env agent", "log monitor")
 
@@ -125,7 +126,12 @@ def main_memory() -> None:
 
 
 def find(rows: list[dict], contender: str, length: int, processes: int) -> dict:
-    return next(r for r in rows if (r["contender"], r["length"], r["processes"]) == (contender, length, processes))
+    return find_all(rows, contender, length, processes)[0]
+
+
+def find_all(rows: list[dict], contender: str, length: int, processes: int) -> list[dict]:
+    """Every repeat of a run, in the order they ran."""
+    return [r for r in rows if (r["contender"], r["length"], r["processes"]) == (contender, length, processes)]
 
 
 def bound_mb(processes: int) -> float:
@@ -140,8 +146,8 @@ def bound_mb(processes: int) -> float:
 def length_rows(rows: list[dict]) -> list[list[str]]:
     table = []
     for contender in ("local", "ray"):
-        for length in sorted({r["length"] for r in rows}):
-            run = find(rows, contender, length, 1)
+        for length, run in [(n, run) for n in sorted({r["length"] for r in rows})
+                            for run in find_all(rows, contender, n, 1)]:
             worker = "- (in the driver)" if contender == "local" else (
                 f"{run['worker_hwm_mb']:.0f} (reached {run['hwm_at_s']:.0f} s into {run['run_s']:.0f} s)")
             ran = "driver" if contender == "local" else "worker"
@@ -166,15 +172,21 @@ def node_rows(rows: list[dict], length: int) -> list[list[str]]:
 
 
 def growth(rows: list[dict], short: int, long: int) -> str:
-    """What each reading did from the short list to the long one; "flat" = under 10% more at 10x the lines."""
+    """What each reading did from the short list to the long one, as the mean of the repeats (each repeat in
+    brackets); "flat" = under 10% more at 10x the lines."""
     parts = []
     for name, contender, key in (("local driver", "local", "driver_mb"), ("local node", "local", "node_pss_mb"),
                                  ("Ray driver", "ray", "driver_mb"), ("Ray worker", "ray", "worker_hwm_mb"),
                                  ("Ray worker node", "ray", "node_pss_mb")):
-        before, after = find(rows, contender, short, 1)[key], find(rows, contender, long, 1)[key]
-        verdict = "flat" if after < 1.1 * before else "GROWS"
-        parts.append(f"{name} {before:.0f} -> {after:.0f} MB ({verdict})")
+        before, after = ([run[key] for run in find_all(rows, contender, n, 1)] for n in (short, long))
+        verdict = "flat" if statistics.mean(after) < 1.1 * statistics.mean(before) else "GROWS"
+        parts.append(f"{name} {statistics.mean(before):.0f} ({_each(before)}) -> {statistics.mean(after):.0f} "
+                     f"({_each(after)}) MB ({verdict})")
     return ", ".join(parts)
+
+
+def _each(values: list[float]) -> str:
+    return ", ".join(f"{value:.0f}" for value in values)
 
 
 def met(ok: bool) -> str:
@@ -191,7 +203,8 @@ def targets(rows: list[dict], short: int, long: int) -> str:
     bounds = " / ".join(f"{bound_mb(p):.0f} + {local:.0f}" for p, (local, _) in zip(counts, nodes))
     within = all(ray <= bound_mb(p) + local for p, (local, ray) in zip(counts, nodes))
     lengths = growth(rows, short, long)
-    kept = [find(rows, "ray", n, 1)["end_anon_mb"].get("worker", 0.0) for n in (short, long)]
+    kept = [_each([run["end_anon_mb"].get("worker", 0.0) for run in find_all(rows, "ray", n, 1)])
+            for n in (short, long)]
     return f"""Target: peak memory per node within the local engine's bound:
 - per process (VmHWM of the largest worker, {counts[-1]} x {CONCURRENCY}): {met(ray_worker <= local_worker)}, Ray
   {ray_worker:.0f} MB against local {local_worker:.0f} MB: Ray's runtime in every worker process (the layers in
@@ -201,7 +214,7 @@ def targets(rows: list[dict], short: int, long: int) -> str:
   of the same work. Against the local engine's design bound (bodies in flight + the local node's own memory:
   {bounds} MB): {met(within)}.
 - against list length ({short:,} -> {long:,} lines, 1 x {CONCURRENCY}): {met("GROWS" not in lengths)}: {lengths}.
-  Anonymous memory left in the Ray worker after the run: {kept[0]:.0f} -> {kept[1]:.0f} MB."""
+  Anonymous memory left in the Ray worker after the run: {kept[0]} -> {kept[1]} MB."""
 
 
 def render_memory(rows: list[dict], load_before, load_after) -> str:
@@ -218,7 +231,7 @@ local engine has processes, running as many shard tasks x {CONCURRENCY}. Each ru
 the other. Node memory = the peak, over samples every 0.25 s, of the summed Pss (/proc/PID/smaps_rollup) of
 the node's processes: shared pages counted once. Load average (1, 5, 15 min) {load} after.
 
-Against list length (1 process x {CONCURRENCY} per node; MB; driver and worker = VmHWM):
+Against list length (1 process x {CONCURRENCY} per node, each length run twice; MB; driver and worker = VmHWM):
 
 {markdown_table(["engine", "lines", "stored", "driver", "largest worker", "node (Pss)", "driver RssAnon at the end",
                  "RssAnon / threads at the end in the process that ran the shards"], length_rows(rows))}
