@@ -1,4 +1,4 @@
-"""MLflow runs: the tracking store, resumable runs, params and dataset inputs.
+"""MLflow runs: the tracking store, resumable runs, params and dataset inputs, and one line for a failed call.
 
 Every training run is found again by a deterministic key (a hash of its params and output
 folder), so a restarted command resumes the same MLflow run instead of opening a new one.
@@ -102,11 +102,7 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
         _log.info("resuming MLflow run %s", found[0].info.run_id)
         run = mlflow.start_run(run_id=found[0].info.run_id)
         if project_run and project_run != found[0].info.run_id:
-            # the run `mlflow run` opened stays empty: say where the work went, by name and by tag
-            client.set_tag(project_run, CONTINUED_IN_TAG, found[0].info.run_id)
-            for key, value in (tags or {}).items():
-                client.set_tag(project_run, key, value)
-            client.update_run(project_run, name=f"{found[0].info.run_name}-rerun")
+            _point_to(project_run, found[0].info, tags or {})
     elif project_run:
         run = mlflow.start_run(run_id=project_run, tags={RUN_KEY_TAG: run_key})
     else:
@@ -118,6 +114,15 @@ def start_or_resume_run(experiment: str, run_key: str, run_name: str | None = No
     if tags:
         mlflow.set_tags(dict(tags))
     return run
+
+
+def _point_to(project_run: str, resumed, tags: Mapping[str, str]) -> None:
+    """The run `mlflow run` opened stays empty: say where the work went, by name and by tag."""
+    client = mlflow.MlflowClient()
+    client.set_tag(project_run, CONTINUED_IN_TAG, resumed.run_id)
+    for key, value in tags.items():
+        client.set_tag(project_run, key, value)
+    client.update_run(project_run, name=f"{resumed.run_name}-rerun")
 
 
 def describe_server_failure(error: BaseException) -> tuple[str, bool] | None:
