@@ -2,16 +2,23 @@
 
 The head has no CPUs, so every task runs on a worker node, as on a real cluster where the head
 holds the driver and the run's coordinator. Object stores are kept small: Ray keeps them in /dev/shm.
+
+Every node, the driver and the run's coordinator listen on loopback, as every server of the tests does: by
+default Ray binds the address other machines reach this one by. `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` is Ray's
+switch for a cluster kept on one machine; Ray reads it when first imported, which is after this file.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
 from tests.download.conftest import server  # noqa: F401 - the download tests' per-test fault server
 from tests.download.fault_server import running_fault_server
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 STORE_BYTES = 80 * 2**20  # Ray's floor is 75 MiB per node
 WORKER_CPUS = 2
@@ -29,6 +36,7 @@ def ray_cluster():
     for _ in range(2):
         cluster.add_node(num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES)
     cluster.wait_for_nodes()
+    assert ray.util.get_node_ip_address() == "127.0.0.1", "Ray was imported before tests/cluster/conftest.py"
     yield cluster
     ray.shutdown()
     cluster.shutdown()
