@@ -19,9 +19,9 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from mlimages.records.index import INDEX_FILE
+from mlimages.tracking.names import CLASSES_ARTIFACT_DIR, CONTINUED_IN_TAG, RUN_KEY_TAG
 from mlimages.tracking.outbox_mlflow import is_outage
 from mlimages.tracking.rest_registry import public_url, socket_reason
-from mlimages.tracking.names import CLASSES_ARTIFACT_DIR, CONTINUED_IN_TAG, RUN_KEY_TAG
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
